@@ -1,0 +1,342 @@
+// End-to-end tests for wxlogin, run against a live server in sandbox mode.
+//
+//   BASE_URL=http://127.0.0.1:3000 node --test end2end/tests/
+//
+// scripts/test starts the server and sets BASE_URL. The browser is the system Chromium
+// (Debian package), driven by playwright-core; nothing is downloaded.
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes, randomInt } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const BASE_URL = (process.env.BASE_URL ?? '').replace(/\/+$/, '');
+if (!BASE_URL) {
+  throw new Error('BASE_URL is not set (e.g. BASE_URL=http://127.0.0.1:3000); run scripts/test');
+}
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+const RESULTS_DIR = fileURLToPath(new URL('../test-results/', import.meta.url));
+mkdirSync(RESULTS_DIR, { recursive: true });
+
+const TEST_TIMEOUT = 90_000;
+const STEP_TIMEOUT = 15_000;
+
+let browser;
+
+before(async () => {
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--no-first-run',
+      '--disable-sync',
+      '--disable-quic',
+    ],
+  });
+});
+
+after(async () => {
+  await browser?.close();
+});
+
+// ---------------------------------------------------------------------------------------
+// helpers
+
+function url(path) {
+  return new URL(path, BASE_URL + '/').toString();
+}
+
+function pathOf(u) {
+  return new URL(u).pathname;
+}
+
+function randomOpenid() {
+  return `e2e-${randomBytes(8).toString('hex')}`;
+}
+
+function randomPhone() {
+  let digits = '';
+  for (let i = 0; i < 8; i++) digits += String(randomInt(10));
+  return `138${digits}`;
+}
+
+function maskPhone(phone) {
+  return `${phone.slice(0, 3)}****${phone.slice(-4)}`;
+}
+
+async function newContext(options = {}) {
+  const context = await browser.newContext(options);
+  context.setDefaultTimeout(STEP_TIMEOUT);
+  context.setDefaultNavigationTimeout(STEP_TIMEOUT);
+  return context;
+}
+
+/** Reads the scan ticket from the login page's `a#sandbox-link` (last path segment). */
+async function ticketFrom(page) {
+  const href = await page.locator('a#sandbox-link').getAttribute('href');
+  assert.ok(href, 'a#sandbox-link has an href');
+  const link = new URL(href); // throws unless absolute, which the contract requires
+  assert.match(link.pathname, /\/sandbox\/scan\/[^/]+$/, `sandbox link path: ${href}`);
+  const ticket = decodeURIComponent(link.pathname.split('/').pop());
+  assert.ok(ticket.length > 0, 'ticket is not empty');
+  return { href, ticket };
+}
+
+/** What WeChat would do when the person scans: POST the sandbox automation API. */
+async function scan(ticket, openid) {
+  const res = await fetch(url('/sandbox/api/scan'), {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', accept: 'application/json' },
+    body: JSON.stringify({ ticket, openid }),
+  });
+  const text = await res.text();
+  assert.equal(res.status, 200, `POST /sandbox/api/scan -> ${res.status}: ${text}`);
+  const body = JSON.parse(text);
+  assert.equal(typeof body.reply, 'string', `scan answer has a string reply: ${text}`);
+  assert.ok(body.reply.trim().length > 0, `scan reply is not empty: ${text}`);
+  assert.ok(['subscribe', 'SCAN'].includes(body.event), `scan event: ${text}`);
+  return body;
+}
+
+/** The SMS code the sandbox "sent" to this phone (polls briefly: sending may be async). */
+async function smsCode(phone) {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const res = await fetch(url(`/sandbox/api/sms?phone=${encodeURIComponent(phone)}`), {
+      headers: { accept: 'application/json' },
+    });
+    const text = await res.text();
+    if (res.status === 200) {
+      const body = JSON.parse(text);
+      assert.match(String(body.code), /^\d{4,8}$/, `sms answer has a numeric code: ${text}`);
+      return String(body.code);
+    }
+    assert.equal(res.status, 404, `GET /sandbox/api/sms -> ${res.status}: ${text}`);
+    if (Date.now() > deadline) assert.fail(`no SMS code for ${phone} after 10 s`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+/** Records every committed navigation of the page's main frame. */
+function recordNavigations(page) {
+  const urls = [];
+  page.on('framenavigated', (frame) => {
+    if (frame === page.mainFrame()) urls.push(frame.url());
+  });
+  return urls;
+}
+
+/**
+ * Opens /login and waits until the page's EventSource to /login/events has an answer,
+ * so a scan made afterwards is a *live* push, not something seen on the next load.
+ */
+async function openLoginWithLiveEvents(page) {
+  const events = page.waitForResponse((r) => pathOf(r.url()) === '/login/events', {
+    timeout: STEP_TIMEOUT,
+  });
+  const res = await page.goto(url('/login'));
+  assert.equal(res.status(), 200, 'GET /login -> 200');
+  const ev = await events;
+  assert.equal(ev.status(), 200, 'GET /login/events -> 200');
+  assert.match(ev.headers()['content-type'] ?? '', /text\/event-stream/, 'SSE content type');
+  await page.locator('#qr svg').waitFor({ state: 'visible' });
+  await page.locator('#status').waitFor({ state: 'attached' });
+  await page.locator('#countdown').waitFor({ state: 'attached' });
+}
+
+async function screenshot(page, name) {
+  await page.screenshot({ path: `${RESULTS_DIR}${name}.png`, fullPage: true });
+}
+
+async function whoami(page) {
+  const who = page.locator('#whoami');
+  await who.waitFor({ state: 'visible' });
+  return (await who.textContent()) ?? '';
+}
+
+// ---------------------------------------------------------------------------------------
+// tests
+
+test('journey: scan, live push to /bind, phone + SMS code, logged in, logout, scan again', { timeout: TEST_TIMEOUT }, async () => {
+  const context = await newContext();
+  try {
+    const page = await context.newPage();
+    const openid = randomOpenid();
+    const phone = randomPhone();
+
+    // --- the login page, with its live connection open
+    await openLoginWithLiveEvents(page);
+    const { ticket } = await ticketFrom(page);
+    await screenshot(page, 'login');
+
+    // From here on, any navigation is recorded. A reload of /login (polling, meta refresh)
+    // would show up before /bind; the live push navigates straight there.
+    const navigations = recordNavigations(page);
+    await page.evaluate(() => {
+      window.__marker = 1;
+    });
+
+    const first = await scan(ticket, openid);
+    assert.equal(first.event, 'subscribe', 'a new openid scanning is a subscribe event');
+
+    await page.waitForURL((u) => pathOf(u.toString()) === '/bind');
+    assert.ok(navigations.length >= 1, 'the page navigated');
+    assert.equal(
+      pathOf(navigations[0]),
+      '/bind',
+      `first navigation after the scan goes to /bind (live push, no reload); saw ${JSON.stringify(navigations)}`,
+    );
+
+    // --- bind a phone: send the code
+    const sendForm = page.locator('form#send-code-form');
+    await sendForm.waitFor({ state: 'visible' });
+    await screenshot(page, 'bind');
+    await sendForm.locator('input[name=phone]').fill(phone);
+    await page.locator('button#send-code').click();
+
+    const verifyForm = page.locator('form#verify-form');
+    await verifyForm.waitFor({ state: 'visible' });
+    assert.equal(pathOf(page.url()), '/bind', 'after sending the code the page is still /bind');
+    await screenshot(page, 'bind-verify');
+
+    const code = await smsCode(phone);
+
+    // --- a wrong code first: an error, and still on /bind
+    const last = Number(code.at(-1));
+    const wrong = code.slice(0, -1) + String((last + 1) % 10);
+    await verifyForm.locator('input[name=code]').fill(wrong);
+    await page.locator('button#verify').click();
+    const error = page.locator('.field-error:visible, .error:visible').first();
+    await error.waitFor({ state: 'visible' });
+    assert.equal(pathOf(page.url()), '/bind', 'a wrong code stays on /bind');
+    const errorText = (await error.textContent()) ?? '';
+    assert.ok(errorText.trim().length > 0, 'the error says something');
+
+    // --- the right code: logged in on /
+    await page.locator('form#verify-form input[name=code]').fill(code);
+    await page.locator('button#verify').click();
+    await page.waitForURL((u) => pathOf(u.toString()) === '/');
+    assert.ok(
+      (await whoami(page)).includes(maskPhone(phone)),
+      `#whoami shows the masked phone ${maskPhone(phone)}`,
+    );
+    assert.ok(!(await page.content()).includes(phone), 'the full phone number is not on the page');
+
+    // --- log out
+    await page.locator('form#logout').locator('button, input[type=submit]').first().click();
+    await page.locator('a#login-link').waitFor({ state: 'visible' });
+    assert.equal(await page.locator('#whoami').count(), 0, 'no #whoami after logout');
+
+    // --- the same person scans again: straight to /, no /bind
+    await openLoginWithLiveEvents(page);
+    const again = await ticketFrom(page);
+    assert.notEqual(again.ticket, ticket, 'a new login gets a new ticket');
+    const navigations2 = recordNavigations(page);
+
+    const second = await scan(again.ticket, openid);
+    assert.equal(second.event, 'SCAN', 'a follower scanning again is a SCAN event');
+
+    await page.waitForURL((u) => pathOf(u.toString()) === '/');
+    assert.ok(
+      !navigations2.some((u) => pathOf(u) === '/bind'),
+      `a known person does not see /bind; saw ${JSON.stringify(navigations2)}`,
+    );
+    assert.ok((await whoami(page)).includes(maskPhone(phone)), 'logged in again as the same person');
+    await screenshot(page, 'home');
+  } finally {
+    await context.close();
+  }
+});
+
+test('sandbox phone page: scanning from another device moves the login page to /bind', { timeout: TEST_TIMEOUT }, async () => {
+  const desktop = await newContext();
+  // The phone is a different device: its own context, cookies and all.
+  const phone = await newContext({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
+  try {
+    const loginPage = await desktop.newPage();
+    await openLoginWithLiveEvents(loginPage);
+    const { href } = await ticketFrom(loginPage);
+    assert.equal(
+      new URL(href).origin,
+      new URL(BASE_URL).origin,
+      `the sandbox link points at this server (${href})`,
+    );
+
+    const phonePage = await phone.newPage();
+    const res = await phonePage.goto(href);
+    assert.equal(res.status(), 200, 'GET /sandbox/scan/<ticket> -> 200');
+    const form = phonePage.locator('form#scan-form');
+    await form.waitFor({ state: 'visible' });
+    await form.locator('input[name=openid]').fill(randomOpenid());
+    await phonePage.locator('#scan').click();
+
+    const bubble = phonePage.locator('.bubble.reply').first();
+    await bubble.waitFor({ state: 'visible' });
+    assert.ok(((await bubble.textContent()) ?? '').trim().length > 0, 'the WeChat reply bubble has text');
+    await screenshot(phonePage, 'sandbox-phone');
+
+    await loginPage.waitForURL((u) => pathOf(u.toString()) === '/bind');
+    await loginPage.locator('form#send-code-form').waitFor({ state: 'visible' });
+  } finally {
+    await phone.close();
+    await desktop.close();
+  }
+});
+
+test('language: Chinese by default, English when the browser prefers English', { timeout: TEST_TIMEOUT }, async () => {
+  const lang = async (options) => {
+    const context = await newContext(options);
+    try {
+      const page = await context.newPage();
+      await page.goto(url('/login'));
+      return {
+        lang: await page.evaluate(() => document.documentElement.lang),
+        text: await page.evaluate(() => document.body.innerText),
+      };
+    } finally {
+      await context.close();
+    }
+  };
+
+  const en = await lang({ locale: 'en-US' });
+  assert.match(en.lang, /^en(-|$)/, `<html lang> with locale en-US: ${en.lang}`);
+
+  const zh = await lang({ locale: 'zh-CN' });
+  assert.match(zh.lang, /^zh(-|$)/, `<html lang> with locale zh-CN: ${zh.lang}`);
+  assert.match(zh.text, /[\u4e00-\u9fff]/, 'the Chinese page has Chinese text');
+
+  // "By default" means no Accept-Language at all (a browser context always sends one).
+  const res = await fetch(url('/login'), { headers: { accept: 'text/html' } });
+  assert.equal(res.status, 200);
+  const html = await res.text();
+  const m = html.match(/<html[^>]*\blang="([^"]*)"/i);
+  assert.ok(m, '<html> has a lang attribute');
+  assert.match(m[1], /^zh(-|$)/, `<html lang> without Accept-Language: ${m[1]}`);
+});
+
+test('no JavaScript: the login page refreshes itself and reaches /bind after a scan', { timeout: TEST_TIMEOUT }, async () => {
+  const context = await newContext({ javaScriptEnabled: false });
+  try {
+    const page = await context.newPage();
+    const res = await page.goto(url('/login'));
+    assert.equal(res.status(), 200);
+    await page.locator('#qr svg').waitFor({ state: 'visible' });
+    const html = await page.content();
+    assert.match(html, /<noscript>[\s\S]*http-equiv="?refresh/i, 'a meta refresh inside <noscript>');
+    const { ticket } = await ticketFrom(page);
+
+    await scan(ticket, randomOpenid());
+
+    // The test does not reload: the page's own meta refresh must get there.
+    await page.waitForURL((u) => pathOf(u.toString()) === '/bind', { timeout: 15_000 });
+    await page.locator('form#send-code-form').waitFor({ state: 'visible' });
+  } finally {
+    await context.close();
+  }
+});

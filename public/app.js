@@ -1,0 +1,80 @@
+// wxlogin's only script: the live login page (server-sent events), the QR countdown, the SMS
+// resend cooldown and submitting the code once six digits are typed. Every page works without
+// it; this only saves the waiting. The server renders every HTML fragment it pushes.
+
+const byId = (id) => document.getElementById(id);
+
+// Only ever follow a redirect to a path on this site.
+const isLocalPath = (url) => url.startsWith('/') && !url.startsWith('//') && !url.includes('\\');
+
+let countdownTimer;
+
+function startCountdown() {
+  const el = byId('countdown');
+  clearInterval(countdownTimer);
+  if (!el) return;
+  const deadline = Date.now() + Number(el.dataset.remaining || 0) * 1000;
+  const tick = () => {
+    const left = Math.max(0, Math.round((deadline - Date.now()) / 1000));
+    el.textContent = `${Math.floor(left / 60)}:${String(left % 60).padStart(2, '0')}`;
+    if (left === 0) clearInterval(countdownTimer);
+  };
+  tick();
+  countdownTimer = setInterval(tick, 1000);
+}
+
+function watchLogin() {
+  const block = byId('qr-block');
+  if (!block || !window.EventSource) return;
+  const source = new EventSource('/login/events');
+  source.addEventListener('status', (e) => {
+    byId('status').innerHTML = e.data;
+  });
+  source.addEventListener('qr', (e) => {
+    block.innerHTML = e.data;
+    startCountdown();
+  });
+  source.addEventListener('redirect', (e) => {
+    source.close();
+    if (isLocalPath(e.data)) window.location.assign(e.data);
+  });
+  source.addEventListener('idle', (e) => {
+    source.close();
+    byId('status').innerHTML = e.data;
+  });
+}
+
+function resendCooldown() {
+  const button = byId('resend');
+  if (!button) return;
+  let wait = Number(button.dataset.wait || 0);
+  const label = () => {
+    if (wait > 0) {
+      button.disabled = true;
+      button.textContent = button.dataset.waitLabel.replace('{}', String(wait));
+    } else {
+      button.disabled = false;
+      button.textContent = button.dataset.label;
+    }
+  };
+  label();
+  if (wait <= 0) return;
+  const timer = setInterval(() => {
+    wait -= 1;
+    label();
+    if (wait <= 0) clearInterval(timer);
+  }, 1000);
+}
+
+function autoSubmitCode() {
+  const input = byId('code');
+  if (!input) return;
+  input.addEventListener('input', () => {
+    if (/^\d{6}$/.test(input.value) && input.form) input.form.requestSubmit();
+  });
+}
+
+startCountdown();
+watchLogin();
+resendCooldown();
+autoSubmitCode();

@@ -1,0 +1,411 @@
+//! Typed settings: `Leptos.toml` gives the defaults, environment variables override them.
+//!
+//! Everything is parsed and checked once, at start. A missing or malformed value stops the start
+//! with a message naming the variable; secrets are wrapped so they can't end up in a log line.
+
+use std::net::SocketAddr;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use url::Url;
+
+/// The defaults shipped with the binary, used when no `Leptos.toml` is found beside it.
+const DEFAULT_FILE: &str = include_str!("../Leptos.toml");
+
+/// Where wxlogin gets its WeChat answers from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// The built-in stand-in for WeChat: anyone can "scan" as anyone, so never for production.
+    Sandbox,
+    /// A real Official Account; `/sandbox` does not exist.
+    Wechat,
+}
+
+/// Which WeChat endpoint hands out access tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenEndpoint {
+    /// `POST cgi-bin/stable_token`: the same token while it is valid, so instances don't fight.
+    Stable,
+    /// `GET cgi-bin/token`: each call invalidates the previous token (2,000 calls a day).
+    Classic,
+}
+
+/// The Official Account wxlogin talks for.
+#[derive(Debug, Clone)]
+pub struct WechatSettings {
+    /// AppID, e.g. `wx1234567890abcdef`.
+    pub appid: String,
+    /// AppSecret.
+    pub secret: SecretString,
+    /// The callback Token set in the WeChat console; signs every callback.
+    pub token: SecretString,
+    /// Base URL of the API (`https://api.weixin.qq.com`). In sandbox mode the app's own `/sandbox`.
+    pub api_base: Url,
+    /// Which token endpoint to use.
+    pub token_endpoint: TokenEndpoint,
+}
+
+/// All settings of a running wxlogin.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Listen address (`LEPTOS_SITE_ADDR`); port 0 picks a free port (tests).
+    pub site_addr: SocketAddr,
+    /// SQLite URL (`WXLOGIN_DATABASE_URL`).
+    pub database_url: String,
+    /// Sandbox or real WeChat (`WXLOGIN_MODE`).
+    pub mode: Mode,
+    /// Public base URL (`WXLOGIN_PUBLIC_URL`); `None` means `http://<listen address>`.
+    pub public_url: Option<Url>,
+    /// The Official Account.
+    pub wechat: WechatSettings,
+    /// Lifetime of a login QR code.
+    pub qr_expire_seconds: u32,
+    /// Idle lifetime of a session.
+    pub session_idle_seconds: i64,
+}
+
+/// A setting that could not be used, named as the operator would set it.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("{name}: {problem}")]
+pub struct ConfigError {
+    /// The environment variable (or `Leptos.toml` key) at fault.
+    pub name: &'static str,
+    /// What is wrong with it.
+    pub problem: String,
+}
+
+impl ConfigError {
+    fn new(name: &'static str, problem: impl Into<String>) -> Self {
+        Self {
+            name,
+            problem: problem.into(),
+        }
+    }
+}
+
+/// The `[wxlogin]` table of `Leptos.toml`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+struct FileSettings {
+    mode: String,
+    database_url: String,
+    public_url: String,
+    wechat_api_base: String,
+    qr_expire_seconds: u32,
+    session_idle_seconds: i64,
+}
+
+#[derive(Debug, Deserialize)]
+struct FileRoot {
+    wxlogin: FileSettings,
+}
+
+// Sandbox credentials: the sandbox checks them like WeChat would, but they protect nothing.
+const SANDBOX_APPID: &str = "wxsandbox00000000";
+const SANDBOX_SECRET: &str = "sandbox-app-secret";
+const SANDBOX_TOKEN: &str = "sandboxtoken";
+
+impl Settings {
+    /// Reads `Leptos.toml` (from `WXLOGIN_CONFIG`, else the working directory, else the built-in
+    /// defaults) and the process environment.
+    pub fn load() -> Result<Settings, ConfigError> {
+        let path = std::env::var("WXLOGIN_CONFIG").unwrap_or_else(|_| "Leptos.toml".into());
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(_) if std::env::var_os("WXLOGIN_CONFIG").is_none() => DEFAULT_FILE.to_owned(),
+            Err(e) => return Err(ConfigError::new("WXLOGIN_CONFIG", format!("{path}: {e}"))),
+        };
+        Self::from_sources(&text, &|name| std::env::var(name).ok())
+    }
+
+    /// Builds settings from a `Leptos.toml` text and an environment lookup (tests pass their own).
+    pub fn from_sources(
+        file: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Settings, ConfigError> {
+        let env = |name: &str| env(name).filter(|v| !v.trim().is_empty());
+        let root: FileRoot = toml::from_str(file)
+            .map_err(|e| ConfigError::new("Leptos.toml", format!("[wxlogin]: {}", e.message())))?;
+        let defaults = root.wxlogin;
+        let leptos = leptos::config::get_config_from_str(file).map_err(|e| {
+            ConfigError::new("Leptos.toml", format!("[package.metadata.leptos]: {e}"))
+        })?;
+
+        let site_addr = match env("LEPTOS_SITE_ADDR") {
+            Some(v) => v.trim().parse().map_err(|_| {
+                ConfigError::new(
+                    "LEPTOS_SITE_ADDR",
+                    format!("`{v}` is not an address like 127.0.0.1:3000"),
+                )
+            })?,
+            None => leptos.site_addr,
+        };
+        let mode = match env("WXLOGIN_MODE").unwrap_or(defaults.mode).trim() {
+            "sandbox" => Mode::Sandbox,
+            "wechat" => Mode::Wechat,
+            other => {
+                return Err(ConfigError::new(
+                    "WXLOGIN_MODE",
+                    format!("`{other}` is not one of `sandbox`, `wechat`"),
+                ));
+            }
+        };
+        let database_url = env("WXLOGIN_DATABASE_URL").unwrap_or(defaults.database_url);
+        if !database_url.starts_with("sqlite:") {
+            return Err(ConfigError::new(
+                "WXLOGIN_DATABASE_URL",
+                "must be a SQLite URL such as sqlite://data/wxlogin.db",
+            ));
+        }
+        let public_url = match env("WXLOGIN_PUBLIC_URL").or(Some(defaults.public_url)) {
+            Some(v) if !v.trim().is_empty() => Some(parse_http_url("WXLOGIN_PUBLIC_URL", &v)?),
+            _ if mode == Mode::Wechat => {
+                return Err(ConfigError::new(
+                    "WXLOGIN_PUBLIC_URL",
+                    "missing: in wechat mode WeChat must reach this site, e.g. https://login.example.com",
+                ));
+            }
+            _ => None,
+        };
+        let token_endpoint = match env("WXLOGIN_WECHAT_TOKEN_ENDPOINT")
+            .as_deref()
+            .map(str::trim)
+        {
+            None | Some("stable") => TokenEndpoint::Stable,
+            Some("classic") => TokenEndpoint::Classic,
+            Some(other) => {
+                return Err(ConfigError::new(
+                    "WXLOGIN_WECHAT_TOKEN_ENDPOINT",
+                    format!("`{other}` is not one of `stable`, `classic`"),
+                ));
+            }
+        };
+        let wechat = match mode {
+            Mode::Wechat => {
+                let required = |name: &'static str| {
+                    env(name)
+                        .ok_or_else(|| ConfigError::new(name, "missing: required in wechat mode"))
+                };
+                WechatSettings {
+                    appid: parse_appid(&required("WXLOGIN_WECHAT_APPID")?)?,
+                    secret: parse_secret(required("WXLOGIN_WECHAT_SECRET")?)?,
+                    token: parse_token(required("WXLOGIN_WECHAT_TOKEN")?)?,
+                    api_base: parse_http_url(
+                        "WXLOGIN_WECHAT_API_BASE",
+                        &env("WXLOGIN_WECHAT_API_BASE").unwrap_or(defaults.wechat_api_base),
+                    )?,
+                    token_endpoint,
+                }
+            }
+            // The sandbox API lives inside this very process; its address is only known once the
+            // listener is bound (port 0 in tests), so `Application::build` fills it in.
+            Mode::Sandbox => WechatSettings {
+                appid: match env("WXLOGIN_WECHAT_APPID") {
+                    Some(v) => parse_appid(&v)?,
+                    None => SANDBOX_APPID.into(),
+                },
+                secret: parse_secret(
+                    env("WXLOGIN_WECHAT_SECRET").unwrap_or(SANDBOX_SECRET.into()),
+                )?,
+                token: parse_token(env("WXLOGIN_WECHAT_TOKEN").unwrap_or(SANDBOX_TOKEN.into()))?,
+                api_base: Url::parse("http://127.0.0.1/sandbox/").expect("static URL"),
+                token_endpoint,
+            },
+        };
+        let qr_expire_seconds = match env("WXLOGIN_QR_EXPIRE_SECONDS") {
+            Some(v) => v.trim().parse().map_err(|_| {
+                ConfigError::new(
+                    "WXLOGIN_QR_EXPIRE_SECONDS",
+                    format!("`{v}` is not a whole number of seconds"),
+                )
+            })?,
+            None => defaults.qr_expire_seconds,
+        };
+        // WeChat accepts up to 2,592,000 s (30 days) for a temporary QR code; below 30 s nobody
+        // can scan in time.
+        if !(30..=2_592_000).contains(&qr_expire_seconds) {
+            return Err(ConfigError::new(
+                "WXLOGIN_QR_EXPIRE_SECONDS",
+                "must be between 30 and 2592000",
+            ));
+        }
+        let session_idle_seconds = match env("WXLOGIN_SESSION_IDLE_SECONDS") {
+            Some(v) => v
+                .trim()
+                .parse()
+                .ok()
+                .filter(|s: &i64| *s >= 60)
+                .ok_or_else(|| {
+                    ConfigError::new(
+                        "WXLOGIN_SESSION_IDLE_SECONDS",
+                        format!("`{v}` is not a number of seconds >= 60"),
+                    )
+                })?,
+            None => defaults.session_idle_seconds,
+        };
+        Ok(Settings {
+            site_addr,
+            database_url,
+            mode,
+            public_url,
+            wechat,
+            qr_expire_seconds,
+            session_idle_seconds,
+        })
+    }
+
+    /// Settings for tests and tools: sandbox mode, port 0, the given database.
+    pub fn sandbox(database_url: impl Into<String>) -> Settings {
+        let mut settings =
+            Self::from_sources(DEFAULT_FILE, &|_| None).expect("built-in defaults are valid");
+        settings.site_addr = "127.0.0.1:0".parse().expect("static address");
+        settings.database_url = database_url.into();
+        settings
+    }
+
+    /// True when browsers reach the site over https (secure cookies, HSTS).
+    pub fn is_https(&self) -> bool {
+        self.public_url
+            .as_ref()
+            .is_some_and(|u| u.scheme() == "https")
+    }
+}
+
+fn parse_http_url(name: &'static str, value: &str) -> Result<Url, ConfigError> {
+    let url = Url::parse(value.trim())
+        .map_err(|e| ConfigError::new(name, format!("`{value}` is not a URL ({e})")))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err(ConfigError::new(
+            name,
+            format!("`{value}` is not an http(s) URL"),
+        ));
+    }
+    Ok(url)
+}
+
+/// AppIDs are `wx` followed by 16 hex-like characters.
+fn parse_appid(value: &str) -> Result<String, ConfigError> {
+    let v = value.trim();
+    if v.len() == 18 && v.starts_with("wx") && v.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        Ok(v.to_owned())
+    } else {
+        Err(ConfigError::new(
+            "WXLOGIN_WECHAT_APPID",
+            "must look like wx1234567890abcdef (wx + 16 letters or digits)",
+        ))
+    }
+}
+
+fn parse_secret(value: String) -> Result<SecretString, ConfigError> {
+    let v = value.trim();
+    if v.len() >= 16 && v.len() <= 64 && v.bytes().all(|b| b.is_ascii_graphic()) {
+        Ok(SecretString::from(v.to_owned()))
+    } else {
+        // Never echo the value: it is a secret.
+        Err(ConfigError::new(
+            "WXLOGIN_WECHAT_SECRET",
+            "must be the 32-character AppSecret from the WeChat console",
+        ))
+    }
+}
+
+/// The console allows 3 to 32 letters and digits for the callback Token.
+fn parse_token(value: String) -> Result<SecretString, ConfigError> {
+    let v = value.trim();
+    if (3..=32).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        Ok(SecretString::from(v.to_owned()))
+    } else {
+        Err(ConfigError::new(
+            "WXLOGIN_WECHAT_TOKEN",
+            "must be 3 to 32 letters or digits, as set in the WeChat console",
+        ))
+    }
+}
+
+/// Reads a secret for use; one place to grep for every exposure.
+pub fn expose(secret: &SecretString) -> &str {
+    secret.expose_secret()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn load(vars: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Settings::from_sources(DEFAULT_FILE, &move |k| map.get(k).cloned())
+    }
+
+    const WECHAT: &[(&str, &str)] = &[
+        ("WXLOGIN_MODE", "wechat"),
+        ("WXLOGIN_PUBLIC_URL", "https://login.example.com"),
+        ("WXLOGIN_WECHAT_APPID", "wx1234567890abcdef"),
+        ("WXLOGIN_WECHAT_SECRET", "0123456789abcdef0123456789abcdef"),
+        ("WXLOGIN_WECHAT_TOKEN", "mytoken"),
+    ];
+
+    #[test]
+    fn defaults_are_sandbox_on_port_3000() {
+        let s = load(&[]).unwrap();
+        assert_eq!(s.mode, Mode::Sandbox);
+        assert_eq!(s.site_addr.port(), 3000);
+        assert_eq!(s.database_url, "sqlite://data/wxlogin.db");
+        assert_eq!(s.qr_expire_seconds, 300);
+        assert_eq!(s.wechat.token_endpoint, TokenEndpoint::Stable);
+    }
+
+    #[test]
+    fn environment_overrides_the_file() {
+        let s = load(&[
+            ("LEPTOS_SITE_ADDR", "0.0.0.0:8080"),
+            ("WXLOGIN_DATABASE_URL", "sqlite::memory:"),
+        ])
+        .unwrap();
+        assert_eq!(s.site_addr.port(), 8080);
+        assert_eq!(s.database_url, "sqlite::memory:");
+    }
+
+    #[test]
+    fn wechat_mode_needs_every_value_and_names_the_missing_one() {
+        assert!(load(WECHAT).is_ok());
+        for (missing, _) in &WECHAT[1..] {
+            let vars: Vec<_> = WECHAT
+                .iter()
+                .copied()
+                .filter(|(k, _)| k != missing)
+                .collect();
+            assert_eq!(load(&vars).unwrap_err().name, *missing);
+        }
+    }
+
+    #[test]
+    fn malformed_values_are_named_and_secrets_not_echoed() {
+        let mut vars: Vec<_> = WECHAT
+            .iter()
+            .copied()
+            .filter(|(k, _)| *k != "WXLOGIN_WECHAT_SECRET")
+            .collect();
+        vars.push(("WXLOGIN_WECHAT_SECRET", "short"));
+        let err = load(&vars).unwrap_err();
+        assert_eq!(err.name, "WXLOGIN_WECHAT_SECRET");
+        assert!(!err.to_string().contains("short"));
+        let err = load(&[("WXLOGIN_MODE", "prod")]).unwrap_err();
+        assert_eq!(err.name, "WXLOGIN_MODE");
+        let err = load(&[("LEPTOS_SITE_ADDR", "localhost")]).unwrap_err();
+        assert_eq!(err.name, "LEPTOS_SITE_ADDR");
+        let err = load(&[("WXLOGIN_QR_EXPIRE_SECONDS", "5")]).unwrap_err();
+        assert_eq!(err.name, "WXLOGIN_QR_EXPIRE_SECONDS");
+    }
+
+    #[test]
+    fn debug_output_hides_secrets() {
+        let s = load(WECHAT).unwrap();
+        let shown = format!("{s:?}");
+        assert!(!shown.contains("0123456789abcdef0123456789abcdef"));
+        assert!(!shown.contains("mytoken"));
+    }
+}

@@ -1,0 +1,65 @@
+//! The SQLite database: opened in WAL mode with a busy timeout, created and migrated at start.
+
+use std::{str::FromStr, time::Duration};
+
+use rand::RngCore;
+use sqlx::{
+    SqlitePool,
+    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
+};
+
+/// Opens (creating if needed) and migrates the database at `url`.
+pub async fn connect(url: &str) -> anyhow::Result<SqlitePool> {
+    let options = SqliteConnectOptions::from_str(url)?
+        .create_if_missing(true)
+        // WAL lets page loads read while a callback writes; NORMAL sync is durable across
+        // process crashes in WAL mode (only a power cut can lose the last commits).
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal)
+        .busy_timeout(Duration::from_secs(5))
+        .foreign_keys(true);
+    if let Some(dir) = options.get_filename().parent() {
+        if !dir.as_os_str().is_empty() {
+            std::fs::create_dir_all(dir)?;
+        }
+    }
+    let pool = SqlitePoolOptions::new()
+        .max_connections(8)
+        .connect_with(options)
+        .await?;
+    sqlx::migrate!("./migrations").run(&pool).await?;
+    Ok(pool)
+}
+
+/// A 32-byte key this installation keeps in its database, made on first use.
+pub async fn app_key(pool: &SqlitePool, name: &str) -> sqlx::Result<[u8; 32]> {
+    let mut fresh = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut fresh);
+    sqlx::query("INSERT INTO app_keys (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING")
+        .bind(name)
+        .bind(&fresh[..])
+        .execute(pool)
+        .await?;
+    let stored: Vec<u8> = sqlx::query_scalar("SELECT value FROM app_keys WHERE name = ?")
+        .bind(name)
+        .fetch_one(pool)
+        .await?;
+    stored
+        .try_into()
+        .map_err(|_| sqlx::Error::Protocol(format!("app key {name} is not 32 bytes")))
+}
+
+/// Seconds since the Unix epoch.
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// `n` random bytes from the operating system's CSPRNG, as lowercase hex.
+pub fn random_hex(n: usize) -> String {
+    let mut bytes = vec![0u8; n];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    hex::encode(bytes)
+}

@@ -1,0 +1,232 @@
+//! wxlogin: "scan with WeChat to log in" for websites, through a WeChat Official Account.
+//!
+//! [`Application::build`] turns [`config::Settings`] into a bound, migrated, ready server; `main`
+//! and the integration tests both use it. [`app`] is the router alone.
+
+pub mod binding;
+pub mod client_info;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod home;
+pub mod login;
+pub mod sandbox;
+pub mod session;
+pub mod state;
+pub mod ui;
+pub mod users;
+pub mod wechat;
+
+use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
+
+use anyhow::Context;
+use axum::{
+    Router,
+    extract::State,
+    http::{HeaderValue, StatusCode, header},
+    middleware,
+    response::IntoResponse,
+    routing::get,
+};
+use tokio::net::TcpListener;
+use tower_http::{set_header::SetResponseHeaderLayer, trace::TraceLayer};
+use tower_sessions::{Expiry, SessionManagerLayer, cookie::SameSite};
+use tower_sessions_sqlx_store::SqliteStore;
+use url::Url;
+
+use crate::{
+    binding::sms::ConsoleSms,
+    config::{Mode, Settings, TokenEndpoint},
+    login::hub::Hub,
+    sandbox::Sandbox,
+    state::AppState,
+    wechat::client::{ClientConfig, TokenKind, WechatClient},
+};
+
+/// A bound, ready-to-run wxlogin.
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    state: AppState,
+}
+
+impl Application {
+    /// Binds the listen address, opens and migrates the database, and builds the router.
+    pub async fn build(mut settings: Settings) -> anyhow::Result<Application> {
+        let listener = TcpListener::bind(settings.site_addr)
+            .await
+            .with_context(|| format!("cannot listen on {}", settings.site_addr))?;
+        let local = listener.local_addr()?;
+        // How this process reaches itself (the sandbox calls back into it).
+        let host = if local.ip().is_unspecified() {
+            "127.0.0.1".to_owned()
+        } else {
+            local.ip().to_string()
+        };
+        let host = if host.contains(':') {
+            format!("[{host}]")
+        } else {
+            host
+        };
+        let self_url = Url::parse(&format!("http://{host}:{}/", local.port()))?;
+        if settings.mode == Mode::Sandbox {
+            settings.wechat.api_base = self_url.join("sandbox/")?;
+        }
+        let public_url = settings
+            .public_url
+            .clone()
+            .unwrap_or_else(|| self_url.clone());
+
+        let db = db::connect(&settings.database_url)
+            .await
+            .context("cannot open the database (WXLOGIN_DATABASE_URL)")?;
+        let code_key = db::app_key(&db, "sms_code_hmac").await?;
+        let sessions = SqliteStore::new(db.clone());
+        sessions.migrate().await?;
+        tokio::spawn({
+            use tower_sessions::ExpiredDeletion;
+            sessions
+                .clone()
+                .continuously_delete_expired(Duration::from_secs(3600))
+        });
+
+        let wechat = WechatClient::new(ClientConfig {
+            base: settings.wechat.api_base.clone(),
+            appid: settings.wechat.appid.clone(),
+            secret: settings.wechat.secret.clone(),
+            token_kind: match settings.wechat.token_endpoint {
+                TokenEndpoint::Stable => TokenKind::Stable,
+                TokenEndpoint::Classic => TokenKind::Classic,
+            },
+        });
+        let sandbox = (settings.mode == Mode::Sandbox)
+            .then(|| self_url.join("wechat/callback").map(Sandbox::new))
+            .transpose()?;
+        let sms = Arc::new(ConsoleSms {
+            sandbox_inbox: sandbox.is_some().then(|| db.clone()),
+        });
+        let state = AppState {
+            settings: Arc::new(settings),
+            public_url,
+            db,
+            wechat: Arc::new(wechat),
+            hub: Hub::default(),
+            sms,
+            code_key: Arc::new(code_key),
+            sandbox,
+        };
+        let router = app(state.clone(), sessions);
+        Ok(Application {
+            listener,
+            router,
+            state,
+        })
+    }
+
+    /// The port actually bound (useful with port 0).
+    pub fn port(&self) -> u16 {
+        self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
+    }
+
+    /// The application state (tests inspect the database and the WeChat client through it).
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` completes, then ends the event streams (browsers reconnect to
+    /// the next server) and lets running requests finish.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let hub = self.state.hub.clone();
+        axum::serve(
+            self.listener,
+            self.router
+                .into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            hub.shut_down();
+        })
+        .await
+    }
+}
+
+/// The whole router for `state`, with sessions kept in `sessions`.
+pub fn app(state: AppState, sessions: SqliteStore) -> Router {
+    let settings = &state.settings;
+    let session_layer = SessionManagerLayer::new(sessions)
+        .with_name("wxlogin")
+        .with_http_only(true)
+        .with_same_site(SameSite::Lax)
+        .with_secure(settings.is_https())
+        .with_expiry(Expiry::OnInactivity(time::Duration::seconds(
+            settings.session_idle_seconds,
+        )));
+    let mut router = Router::new()
+        .merge(home::router())
+        .merge(login::router())
+        .merge(binding::router())
+        .route("/healthz", get(healthz))
+        .route("/style.css", get(stylesheet))
+        .route("/app.js", get(script));
+    if state.sandbox.is_some() {
+        router = router.merge(sandbox::router());
+    }
+    router
+        .fallback(error::not_found)
+        .layer(middleware::from_fn(error::render_error_pages))
+        .layer(session_layer)
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(
+                "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+                 connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+            ),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("same-origin"),
+        ))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// `GET /healthz`: the process answers and the database too.
+async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
+    match sqlx::query_scalar::<_, i64>("SELECT 1")
+        .fetch_one(&state.db)
+        .await
+    {
+        Ok(_) => (StatusCode::OK, "ok"),
+        Err(e) => {
+            tracing::error!(error = %e, "health check: database unavailable");
+            (StatusCode::SERVICE_UNAVAILABLE, "database unavailable")
+        }
+    }
+}
+
+async fn stylesheet() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=300"),
+        ],
+        include_str!("../style/main.css"),
+    )
+}
+
+async fn script() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=300"),
+        ],
+        include_str!("../public/app.js"),
+    )
+}

@@ -1,0 +1,271 @@
+//! `GET|POST /wechat/callback`: where WeChat tells us about scans, follows and messages.
+//!
+//! Nothing changes unless the query signature checks out. Each delivery is recorded with its
+//! reply in the same transaction as its effect, keyed by FromUserName + CreateTime + Event:
+//! WeChat retries a delivery it got no answer to within 5 s (3 tries in all), and a retry,
+//! even one arriving while the first is still being handled, waits for the first to commit and
+//! then gets the same reply with no second effect.
+
+use axum::{
+    body::Bytes,
+    extract::{RawQuery, State},
+    http::{StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use serde::Deserialize;
+use sqlx::SqliteConnection;
+
+use crate::{
+    client_info::describe_user_agent,
+    config::expose,
+    db::now,
+    error::{AppError, AppResult},
+    login::scene::{self, SceneState, Status},
+    state::AppState,
+    ui::{Lang, fill},
+    users,
+    wechat::{
+        message::{self, Incoming, Kind},
+        signature,
+    },
+};
+
+// A signed request whose timestamp is further than this from our clock is refused, so a
+// captured request can't be replayed days later.
+const MAX_CLOCK_SKEW_SECONDS: i64 = 300;
+
+/// The query WeChat signs every callback with.
+#[derive(Debug, Deserialize)]
+struct CallbackQuery {
+    signature: Option<String>,
+    timestamp: Option<String>,
+    nonce: Option<String>,
+    echostr: Option<String>,
+}
+
+/// A callback whose signature checked out.
+struct Verified {
+    echostr: Option<String>,
+}
+
+fn verify(state: &AppState, raw_query: Option<&str>) -> AppResult<Verified> {
+    let query: CallbackQuery = serde_urlencoded::from_str(raw_query.unwrap_or(""))
+        .map_err(|_| AppError::BadRequest("query not understood".into()))?;
+    let (Some(sig), Some(timestamp), Some(nonce)) = (query.signature, query.timestamp, query.nonce)
+    else {
+        return Err(AppError::Forbidden);
+    };
+    let token = expose(&state.settings.wechat.token);
+    if !signature::verify(token, &timestamp, &nonce, &sig) {
+        tracing::warn!("callback refused: bad signature");
+        return Err(AppError::Forbidden);
+    }
+    let fresh = timestamp
+        .parse::<i64>()
+        .is_ok_and(|t| (now() - t).abs() <= MAX_CLOCK_SKEW_SECONDS);
+    if !fresh {
+        tracing::warn!("callback refused: timestamp too far from our clock");
+        return Err(AppError::Forbidden);
+    }
+    Ok(Verified {
+        echostr: query.echostr,
+    })
+}
+
+/// `GET /wechat/callback`: the console's URL check; answers `echostr` when signed by our token.
+pub async fn check(State(state): State<AppState>, RawQuery(q): RawQuery) -> AppResult<Response> {
+    let verified = verify(&state, q.as_deref())?;
+    let echostr = verified.echostr.unwrap_or_default();
+    Ok((
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        echostr,
+    )
+        .into_response())
+}
+
+/// `POST /wechat/callback`: an event or message.
+pub async fn receive(
+    State(state): State<AppState>,
+    RawQuery(q): RawQuery,
+    body: Bytes,
+) -> AppResult<Response> {
+    verify(&state, q.as_deref())?;
+    let body =
+        std::str::from_utf8(&body).map_err(|_| AppError::BadRequest("body is not UTF-8".into()))?;
+    let incoming = message::parse(body).map_err(|e| {
+        tracing::warn!(error = %e, "callback refused: XML not understood");
+        AppError::BadRequest("XML not understood".into())
+    })?;
+    let reply = handle(&state, &incoming).await?;
+    Ok(match reply {
+        Some(content) if !content.is_empty() => (
+            [(header::CONTENT_TYPE, "application/xml; charset=utf-8")],
+            message::text_reply(&incoming.from_user, &incoming.to_user, now(), &content),
+        )
+            .into_response(),
+        // "success" (or an empty body) tells WeChat not to retry and to show nothing.
+        _ => (StatusCode::OK, "success").into_response(),
+    })
+}
+
+/// Applies a verified delivery once and returns the text to show the person in WeChat.
+pub async fn handle(state: &AppState, incoming: &Incoming) -> AppResult<Option<String>> {
+    let mut tx = state.db.begin().await?;
+    // Writing first takes SQLite's write lock, so a concurrent retry of the same delivery waits
+    // here until we commit, then finds our row.
+    let fresh = sqlx::query(
+        "INSERT INTO callback_deliveries (from_user, create_time, event, reply, received_at) \
+         VALUES (?, ?, ?, NULL, ?) ON CONFLICT DO NOTHING",
+    )
+    .bind(&incoming.from_user)
+    .bind(incoming.create_time)
+    .bind(incoming.kind.name())
+    .bind(now())
+    .execute(&mut *tx)
+    .await?
+    .rows_affected()
+        == 1;
+    if !fresh {
+        let reply: Option<String> = sqlx::query_scalar(
+            "SELECT reply FROM callback_deliveries WHERE from_user = ? AND create_time = ? AND event = ?",
+        )
+        .bind(&incoming.from_user)
+        .bind(incoming.create_time)
+        .bind(incoming.kind.name())
+        .fetch_one(&mut *tx)
+        .await?;
+        tracing::info!(
+            event = incoming.kind.name(),
+            "repeated delivery answered from record"
+        );
+        return Ok(reply);
+    }
+
+    let openid = incoming.from_user.as_str();
+    let (reply, woken) = match &incoming.kind {
+        Kind::Subscribe { scene: Some(scene) } | Kind::Scan { scene } => {
+            set_following(&mut tx, openid, true).await?;
+            scan(&mut tx, scene, openid).await?
+        }
+        Kind::Subscribe { scene: None } => {
+            set_following(&mut tx, openid, true).await?;
+            (Some(Lang::Zh.text().reply_welcome.to_owned()), None)
+        }
+        Kind::Unsubscribe => {
+            set_following(&mut tx, openid, false).await?;
+            (None, None)
+        }
+        Kind::Text { .. } => (Some(Lang::Zh.text().reply_help.to_owned()), None),
+        Kind::Other { .. } => (None, None),
+    };
+    sqlx::query(
+        "UPDATE callback_deliveries SET reply = ? WHERE from_user = ? AND create_time = ? AND event = ?",
+    )
+    .bind(reply.as_deref().unwrap_or(""))
+    .bind(&incoming.from_user)
+    .bind(incoming.create_time)
+    .bind(incoming.kind.name())
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    if let Some(owner) = woken {
+        state.hub.notify(&owner);
+    }
+    tracing::info!(event = incoming.kind.name(), "callback handled");
+    Ok(reply)
+}
+
+async fn set_following(
+    conn: &mut SqliteConnection,
+    openid: &str,
+    following: bool,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO followers (openid, following, updated_at) VALUES (?1, ?2, ?3) \
+         ON CONFLICT (openid) DO UPDATE SET following = ?2, updated_at = ?3",
+    )
+    .bind(openid)
+    .bind(following)
+    .bind(now())
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// A scan of a login QR code. Returns the reply and the browser to wake.
+async fn scan(
+    conn: &mut SqliteConnection,
+    scene_str: &str,
+    openid: &str,
+) -> AppResult<(Option<String>, Option<String>)> {
+    let Some(scene) = scene::by_scene(conn, scene_str).await? else {
+        tracing::info!("scan of an unknown scene");
+        return Ok((Some(Lang::Zh.text().reply_expired.to_owned()), None));
+    };
+    let t = scene.lang().text();
+    let t_now = now();
+    let status = scene.status(t_now);
+    if status != Status::Waiting {
+        // The same person scanning the same code again (or their phone retrying with a new
+        // CreateTime) learns where things stand; anybody else learns it is taken.
+        let text = match status {
+            Status::Expired => t.reply_expired,
+            _ if scene.openid.as_deref() != Some(openid) => t.reply_used,
+            Status::Authorized => t.reply_logged_in,
+            Status::NeedsBind => t.reply_needs_bind,
+            Status::Rejected => t.reply_disabled,
+            Status::Waiting => unreachable!("handled above"),
+        };
+        return Ok((Some(text.to_owned()), None));
+    }
+
+    let user = users::by_openid(conn, openid).await?;
+    let (new_state, outcome, text, user_id) = match &user {
+        Some(u) if u.disabled => (
+            SceneState::Rejected,
+            "disabled",
+            t.reply_disabled,
+            Some(u.id),
+        ),
+        Some(u) => (
+            SceneState::Authorized,
+            "logged_in",
+            t.reply_logged_in,
+            Some(u.id),
+        ),
+        None => (
+            SceneState::NeedsBind,
+            "needs_bind",
+            t.reply_needs_bind,
+            None,
+        ),
+    };
+    scene::resolve(conn, &scene.scene, new_state, openid, user_id).await?;
+    sqlx::query(
+        "INSERT INTO login_events (user_id, openid, outcome, client_ip, user_agent, at) \
+         VALUES (?, ?, ?, ?, ?, ?)",
+    )
+    .bind(user_id)
+    .bind(openid)
+    .bind(outcome)
+    .bind(&scene.client_ip)
+    .bind(&scene.user_agent)
+    .bind(t_now)
+    .execute(&mut *conn)
+    .await?;
+    // Say where the login is happening, so someone tricked into scanning a stranger's code
+    // notices.
+    let place = fill(
+        t.reply_where,
+        &[
+            &describe_user_agent(scene.user_agent.as_deref().unwrap_or("")),
+            &scene.client_ip.as_deref().unwrap_or("?"),
+        ],
+    );
+    let reply = if outcome == "disabled" {
+        text.to_owned()
+    } else {
+        format!("{text}\n{place}")
+    };
+    Ok((Some(reply), Some(scene.owner)))
+}

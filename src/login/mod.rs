@@ -1,0 +1,361 @@
+//! Scan-to-login: the login page with its QR code, the live event stream that pushes each
+//! change to the waiting browser, redeeming a scan, logging out, and the WeChat callback.
+
+pub mod callback;
+pub mod hub;
+pub mod scene;
+
+use std::{collections::VecDeque, convert::Infallible, time::Duration};
+
+use axum::{
+    Form, Router,
+    extract::{DefaultBodyLimit, Query, State},
+    http::StatusCode,
+    response::{
+        IntoResponse, Redirect, Response,
+        sse::{Event, KeepAlive, Sse},
+    },
+    routing::{get, post},
+};
+use leptos::prelude::*;
+use qrcode::QrCode;
+use serde::Deserialize;
+
+use crate::{
+    client_info::ClientInfo,
+    config::Mode,
+    db::now,
+    error::AppResult,
+    session::{SafePath, WebSession},
+    state::AppState,
+    ui::{self, Lang, PageOptions},
+    users::CurrentUser,
+};
+use scene::{Scene, Status};
+
+/// Routes of this feature.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/login", get(login_page))
+        .route("/login/events", get(events))
+        .route("/login/complete", get(complete))
+        .route("/logout", post(logout))
+        .route(
+            "/wechat/callback",
+            get(callback::check)
+                .post(callback::receive)
+                // WeChat's messages are small; anything bigger is not WeChat.
+                .layer(DefaultBodyLimit::max(64 * 1024)),
+        )
+}
+
+/// `?next=` and `?fresh=` of the login page.
+#[derive(Debug, Deserialize)]
+struct LoginQuery {
+    next: Option<String>,
+    /// Asks for a new QR code in place of a dead or refused one.
+    #[serde(default)]
+    fresh: Option<String>,
+}
+
+/// `GET /login`.
+async fn login_page(
+    State(state): State<AppState>,
+    lang: Lang,
+    session: WebSession,
+    client: ClientInfo,
+    CurrentUser(user): CurrentUser,
+    Query(query): Query<LoginQuery>,
+) -> AppResult<Response> {
+    if let Some(next) = &query.next {
+        // An unsafe `next` is dropped, not followed: the person still logs in, and lands on `/`.
+        session.set_next(SafePath::parse(next)).await?;
+    }
+    if user.is_some() {
+        return Ok(Redirect::to(session.take_next().await?.as_str()).into_response());
+    }
+    let owner = session.browser_key().await?;
+    let current = scene::current(&state.db, &owner).await?;
+    // Without JavaScript this page refreshes itself; the refresh moves the person on.
+    let scene = match current.as_ref().map(|s| (s, s.status(now()))) {
+        Some((_, Status::Authorized)) => return Ok(Redirect::to("/login/complete").into_response()),
+        Some((_, Status::NeedsBind)) => return Ok(Redirect::to("/bind").into_response()),
+        Some((s, Status::Rejected)) if query.fresh.is_none() => s.clone(),
+        _ => scene::live_or_new(&state, &owner, lang, &client).await?,
+    };
+    let t = lang.text();
+    let status = scene.status(now());
+    let body = view! {
+        <h1>{t.login_title}</h1>
+        <p class="hint">{t.login_hint}</p>
+        <div id="qr-block" inner_html=qr_block_html(&state, &scene, lang)></div>
+        <div id="status" class="status" aria-live="polite" inner_html=status_html(status, lang)></div>
+        <noscript><p class="muted">{t.noscript_hint}</p></noscript>
+    };
+    let options = PageOptions {
+        noscript_refresh: Some(3),
+        script: true,
+    };
+    Ok(ui::page(lang, t.login_title, options, body).into_response())
+}
+
+/// The QR code, its countdown and (in sandbox mode) the link to the simulated phone.
+fn qr_block_html(state: &AppState, scene: &Scene, lang: Lang) -> String {
+    let t = lang.text();
+    let remaining = (scene.expires_at - now()).max(0);
+    let sandbox = (state.settings.mode == Mode::Sandbox).then(|| {
+        view! {
+            <p class="sandbox">
+                <a id="sandbox-link" href=scene.qr_url.clone() target="_blank" rel="noopener">
+                    {t.sandbox_link}
+                </a>
+                <br />
+                <small>{t.sandbox_note}</small>
+            </p>
+        }
+    });
+    ui::fragment(view! {
+        <div id="qr" class="qr" role="img" aria-label=t.qr_alt inner_html=qr_svg(&scene.qr_url)></div>
+        <p class="countdown">
+            {t.expires_in} " "
+            <time id="countdown" data-remaining=remaining.to_string()>
+                {format!("{}:{:02}", remaining / 60, remaining % 60)}
+            </time>
+        </p>
+        {sandbox}
+    })
+}
+
+/// The QR code of `url` as inline SVG: one path of horizontal runs (a few KiB), scaled by CSS.
+pub fn qr_svg(url: &str) -> String {
+    let code = match QrCode::new(url.as_bytes()) {
+        Ok(code) => code,
+        Err(e) => {
+            tracing::error!(error = %e, "QR code could not be drawn");
+            return String::new();
+        }
+    };
+    let width = code.width();
+    let colors = code.to_colors();
+    // A 4-module quiet zone on every side, as scanners expect.
+    let size = width + 8;
+    let mut path = String::with_capacity(width * width);
+    for (y, row) in colors.chunks(width).enumerate() {
+        let mut x = 0;
+        while x < width {
+            if row[x] == qrcode::Color::Dark {
+                let start = x;
+                while x < width && row[x] == qrcode::Color::Dark {
+                    x += 1;
+                }
+                path.push_str(&format!(
+                    "M{} {}h{}v1h-{}z",
+                    start + 4,
+                    y + 4,
+                    x - start,
+                    x - start
+                ));
+            } else {
+                x += 1;
+            }
+        }
+    }
+    format!(
+        r##"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {size} {size}" shape-rendering="crispEdges"><rect width="{size}" height="{size}" fill="#fff"/><path fill="#000" d="{path}"/></svg>"##
+    )
+}
+
+/// The status line for a scene status.
+fn status_html(status: Status, lang: Lang) -> String {
+    let t = lang.text();
+    let (class, text, link) = match status {
+        Status::Waiting => ("waiting", t.status_waiting, None),
+        Status::Authorized => (
+            "ok",
+            t.status_authorized,
+            Some(("/login/complete", t.continue_link)),
+        ),
+        Status::NeedsBind => ("ok", t.status_needs_bind, Some(("/bind", t.continue_link))),
+        Status::Rejected => (
+            "refused",
+            t.status_rejected,
+            Some(("/login?fresh=1", t.new_qr)),
+        ),
+        Status::Expired => (
+            "expired",
+            t.status_expired,
+            Some(("/login?fresh=1", t.new_qr)),
+        ),
+    };
+    ui::fragment(view! {
+        <p class=format!("status-{class}")>
+            {text}
+            {link.map(|(href, label)| view! { " " <a href=href>{label}</a> })}
+        </p>
+    })
+}
+
+// A page left open gets this many fresh QR codes pushed per connection, then goes idle: an
+// abandoned tab must not spend the 100,000-a-day creation quota forever.
+const MAX_AUTO_REFRESH: u32 = 6;
+
+/// `GET /login/events`: server-sent events for this browser's login.
+///
+/// - `event: status`, data: HTML of the status line;
+/// - `event: qr`, data: HTML of a fresh QR block (the old code expired);
+/// - `event: redirect`, data: the URL to go to;
+/// - `event: idle`: no more fresh codes on this connection; the page offers a button.
+///
+/// On connect it sends the current state, so a reconnect (also after a restart) catches up.
+async fn events(
+    State(state): State<AppState>,
+    session: WebSession,
+    lang: Lang,
+    client: ClientInfo,
+) -> AppResult<Response> {
+    let Some(owner) = session.existing_browser_key().await? else {
+        // 204 tells EventSource not to reconnect: this browser has no login to watch.
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    };
+    if scene::current(&state.db, &owner).await?.is_none() {
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    }
+    let watch = Watch {
+        subscription: state.hub.subscribe(&owner),
+        state,
+        owner,
+        lang,
+        client,
+        last: None,
+        refreshes: 0,
+        queue: VecDeque::new(),
+        done: false,
+    };
+    let stream = futures::stream::unfold(watch, |mut w| async move {
+        w.next_event().await.map(|e| (Ok::<_, Infallible>(e), w))
+    });
+    Ok(Sse::new(stream)
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+        .into_response())
+}
+
+/// One browser's event stream.
+struct Watch {
+    state: AppState,
+    owner: String,
+    lang: Lang,
+    client: ClientInfo,
+    subscription: hub::Subscription,
+    /// The scene and status last sent.
+    last: Option<(String, Status)>,
+    refreshes: u32,
+    queue: VecDeque<Event>,
+    done: bool,
+}
+
+impl Watch {
+    async fn next_event(&mut self) -> Option<Event> {
+        loop {
+            if let Some(event) = self.queue.pop_front() {
+                return Some(event);
+            }
+            if self.done {
+                return None;
+            }
+            match self.step().await {
+                Ok(()) => {}
+                Err(e) => {
+                    tracing::warn!(error = ?e, "login event stream ends on an error");
+                    // The browser reconnects and tries again.
+                    return None;
+                }
+            }
+        }
+    }
+
+    /// Sends what changed, or waits for a change.
+    async fn step(&mut self) -> AppResult<()> {
+        let Some(scene) = scene::current(&self.state.db, &self.owner).await? else {
+            self.done = true;
+            return Ok(());
+        };
+        let status = scene.status(now());
+        let key = (scene.scene.clone(), status);
+        if self.last.as_ref() != Some(&key) {
+            self.last = Some(key);
+            match status {
+                Status::Waiting | Status::Rejected => {
+                    self.push("status", status_html(status, self.lang));
+                }
+                Status::Authorized => self.push_end("redirect", "/login/complete".into()),
+                Status::NeedsBind => self.push_end("redirect", "/bind".into()),
+                Status::Expired if self.refreshes < MAX_AUTO_REFRESH => {
+                    self.refreshes += 1;
+                    let fresh =
+                        scene::create(&self.state, &self.owner, self.lang, &self.client).await?;
+                    self.push("qr", qr_block_html(&self.state, &fresh, self.lang));
+                    // The next step sees the fresh scene and sends its status.
+                }
+                Status::Expired => self.push_end("idle", status_html(status, self.lang)),
+            }
+            return Ok(());
+        }
+        // Nothing new: sleep until a scan, the QR code's death, or shutdown.
+        let deadline = match status {
+            Status::Waiting | Status::Rejected => scene.expires_at,
+            _ => now() + 3600,
+        };
+        let wait = Duration::from_secs((deadline - now()).max(0) as u64 + 1);
+        let sub = &mut self.subscription;
+        tokio::select! {
+            changed = sub.changes.changed() => { let _ = changed; }
+            _ = tokio::time::sleep(wait) => {}
+            _ = sub.shutdown.wait_for(|down| *down) => {
+                // Ending the stream makes EventSource reconnect, to whichever server is next.
+                self.queue.push_back(Event::default().retry(Duration::from_millis(500)).comment("restart"));
+                self.done = true;
+            }
+        }
+        Ok(())
+    }
+
+    fn push(&mut self, event: &str, data: String) {
+        self.queue
+            .push_back(Event::default().event(event).data(data));
+    }
+
+    fn push_end(&mut self, event: &str, data: String) {
+        self.push(event, data);
+        self.done = true;
+    }
+}
+
+/// `GET /login/complete`: redeems this browser's scan (once) and logs the person in.
+async fn complete(State(state): State<AppState>, session: WebSession) -> AppResult<Response> {
+    let Some(owner) = session.existing_browser_key().await? else {
+        return Ok(Redirect::to("/login").into_response());
+    };
+    match scene::consume(&state.db, &owner).await? {
+        Some(user_id) => {
+            let next = session.take_next().await?;
+            session.log_in(user_id).await?;
+            tracing::info!(user_id, "logged in");
+            Ok(Redirect::to(next.as_str()).into_response())
+        }
+        None => Ok(Redirect::to("/login").into_response()),
+    }
+}
+
+/// The CSRF field of a plain form.
+#[derive(Debug, Deserialize)]
+pub struct CsrfForm {
+    /// The session's CSRF token.
+    pub csrf: String,
+}
+
+/// `POST /logout`.
+async fn logout(session: WebSession, Form(form): Form<CsrfForm>) -> AppResult<Redirect> {
+    session.check_csrf(&form.csrf).await?;
+    session.log_out().await?;
+    Ok(Redirect::to("/"))
+}

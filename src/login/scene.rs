@@ -1,0 +1,305 @@
+//! Login scenes: one QR code each, their state machine, and their rows in SQLite.
+//!
+//! States: `pending -> {authorized | needs_bind | rejected}`, `needs_bind -> authorized` (after
+//! the phone is bound), `authorized -> consumed` (once only). "Expired" is derived from the
+//! clock, so a restart can't lose or resurrect anything. A scan resolves the person at once,
+//! so there is no separate "scanned" state to wait in.
+
+use sqlx::{FromRow, SqliteConnection, SqlitePool};
+
+use crate::{
+    client_info::ClientInfo,
+    db::{now, random_hex},
+    error::{AppError, AppResult},
+    state::AppState,
+    ui::Lang,
+};
+
+/// A scene's stored state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::Type)]
+#[sqlx(type_name = "TEXT", rename_all = "snake_case")]
+pub enum SceneState {
+    /// Waiting for a scan.
+    Pending,
+    /// Scanned by a bound, enabled person: the browser may log in.
+    Authorized,
+    /// Scanned by someone with no phone bound yet.
+    NeedsBind,
+    /// Scanned by a disabled person.
+    Rejected,
+    /// Redeemed by its browser.
+    Consumed,
+}
+
+/// One login QR code.
+#[derive(Debug, Clone, FromRow)]
+pub struct Scene {
+    /// The secret WeChat echoes in the scan event (160 random bits, hex).
+    pub scene: String,
+    /// The browser key of the session that created it.
+    pub owner: String,
+    /// WeChat's ticket for the QR code.
+    pub ticket: String,
+    /// What the QR code encodes.
+    pub qr_url: String,
+    /// Stored state.
+    pub state: SceneState,
+    /// Who scanned it.
+    pub openid: Option<String>,
+    /// Their user, when bound.
+    pub user_id: Option<i64>,
+    /// Page language of the browser that showed it (WeChat replies use it too).
+    pub lang: String,
+    /// Browser address.
+    pub client_ip: Option<String>,
+    /// Browser user agent.
+    pub user_agent: Option<String>,
+    /// Created, Unix seconds.
+    pub created_at: i64,
+    /// The QR code dies at this time.
+    pub expires_at: i64,
+    /// Last change.
+    pub updated_at: i64,
+}
+
+/// What the browser should see for a scene right now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// Show the QR code and wait.
+    Waiting,
+    /// Log in: go to `/login/complete`.
+    Authorized,
+    /// Bind a phone: go to `/bind`.
+    NeedsBind,
+    /// The person is disabled.
+    Rejected,
+    /// Dead: a new QR code is needed.
+    Expired,
+}
+
+// An authorized scene stays redeemable this long after the scan, even if the QR code dies
+// meanwhile, so a scan in the last second still logs in.
+const REDEEM_GRACE_SECONDS: i64 = 120;
+// A reload reuses the live QR code unless it has less than this left (don't burn the
+// 100,000-a-day creation quota on reloads).
+const REUSE_MIN_SECONDS: i64 = 30;
+
+const COLUMNS: &str = "scene, owner, ticket, qr_url, state, openid, user_id, lang, client_ip, \
+                       user_agent, created_at, expires_at, updated_at";
+
+impl Scene {
+    /// The status at time `now`.
+    pub fn status(&self, now: i64) -> Status {
+        match self.state {
+            SceneState::Consumed => Status::Expired,
+            SceneState::Authorized if now < self.updated_at + REDEEM_GRACE_SECONDS => {
+                Status::Authorized
+            }
+            _ if now >= self.expires_at => Status::Expired,
+            SceneState::Pending => Status::Waiting,
+            SceneState::Authorized => Status::Authorized,
+            SceneState::NeedsBind => Status::NeedsBind,
+            SceneState::Rejected => Status::Rejected,
+        }
+    }
+
+    /// The page language of its browser.
+    pub fn lang(&self) -> Lang {
+        Lang::from_code(&self.lang)
+    }
+}
+
+/// The newest scene of a browser.
+pub async fn current(db: &SqlitePool, owner: &str) -> sqlx::Result<Option<Scene>> {
+    sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM login_scenes WHERE owner = ? ORDER BY created_at DESC, rowid DESC LIMIT 1"
+    ))
+    .bind(owner)
+    .fetch_optional(db)
+    .await
+}
+
+/// A scene by its scene string, inside a transaction.
+pub async fn by_scene(conn: &mut SqliteConnection, scene: &str) -> sqlx::Result<Option<Scene>> {
+    sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM login_scenes WHERE scene = ?"
+    ))
+    .bind(scene)
+    .fetch_optional(conn)
+    .await
+}
+
+/// The browser's live waiting scene if it has enough life left, else a new one (a new QR
+/// code from WeChat).
+pub async fn live_or_new(
+    state: &AppState,
+    owner: &str,
+    lang: Lang,
+    client: &ClientInfo,
+) -> AppResult<Scene> {
+    if let Some(scene) = current(&state.db, owner).await? {
+        if scene.status(now()) == Status::Waiting && scene.expires_at - now() >= REUSE_MIN_SECONDS {
+            return Ok(scene);
+        }
+    }
+    create(state, owner, lang, client).await
+}
+
+/// Asks WeChat for a new QR code and stores its scene.
+pub async fn create(
+    state: &AppState,
+    owner: &str,
+    lang: Lang,
+    client: &ClientInfo,
+) -> AppResult<Scene> {
+    // 20 random bytes: 160 bits, 40 hex characters (WeChat allows scene_str up to 64).
+    let scene = random_hex(20);
+    let qr = state
+        .wechat
+        .create_qr(&scene, state.settings.qr_expire_seconds)
+        .await
+        .map_err(|e| {
+            tracing::warn!(errcode = ?e.errcode(), error = %e, "could not create a login QR code");
+            AppError::Unavailable(e.to_string())
+        })?;
+    let created_at = now();
+    let lifetime = i64::from(qr.expire_seconds.min(state.settings.qr_expire_seconds));
+    let row = Scene {
+        scene,
+        owner: owner.to_owned(),
+        ticket: qr.ticket,
+        qr_url: qr.url,
+        state: SceneState::Pending,
+        openid: None,
+        user_id: None,
+        lang: lang.code().to_owned(),
+        client_ip: Some(client.ip.clone()),
+        user_agent: Some(client.user_agent.clone()),
+        created_at,
+        expires_at: created_at + lifetime,
+        updated_at: created_at,
+    };
+    sqlx::query(
+        "INSERT INTO login_scenes (scene, owner, ticket, qr_url, state, lang, client_ip, user_agent, \
+         created_at, expires_at, updated_at) VALUES (?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(&row.scene)
+    .bind(&row.owner)
+    .bind(&row.ticket)
+    .bind(&row.qr_url)
+    .bind(&row.lang)
+    .bind(&row.client_ip)
+    .bind(&row.user_agent)
+    .bind(row.created_at)
+    .bind(row.expires_at)
+    .bind(row.updated_at)
+    .execute(&state.db)
+    .await?;
+    Ok(row)
+}
+
+/// Moves a scene to a new state after a scan (or a binding), in the caller's transaction.
+pub async fn resolve(
+    conn: &mut SqliteConnection,
+    scene: &str,
+    new_state: SceneState,
+    openid: &str,
+    user_id: Option<i64>,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE login_scenes SET state = ?, openid = ?, user_id = ?, updated_at = ? WHERE scene = ?",
+    )
+    .bind(new_state)
+    .bind(openid)
+    .bind(user_id)
+    .bind(now())
+    .bind(scene)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Redeems the browser's authorized scene: exactly once, and only by its owner. Returns the
+/// user to log in.
+pub async fn consume(db: &SqlitePool, owner: &str) -> sqlx::Result<Option<i64>> {
+    let t = now();
+    let user: Option<Option<i64>> = sqlx::query_scalar(
+        "UPDATE login_scenes SET state = 'consumed', updated_at = ?1 \
+         WHERE owner = ?2 AND state = 'authorized' AND updated_at > ?1 - ?3 AND user_id IS NOT NULL \
+         RETURNING user_id",
+    )
+    .bind(t)
+    .bind(owner)
+    .bind(REDEEM_GRACE_SECONDS)
+    .fetch_optional(db)
+    .await?;
+    let Some(Some(user_id)) = user else {
+        return Ok(None);
+    };
+    sqlx::query("UPDATE users SET last_login_at = ? WHERE id = ?")
+        .bind(t)
+        .bind(user_id)
+        .execute(db)
+        .await?;
+    Ok(Some(user_id))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scene(state: SceneState, expires_at: i64, updated_at: i64) -> Scene {
+        Scene {
+            scene: "s".into(),
+            owner: "o".into(),
+            ticket: "t".into(),
+            qr_url: "u".into(),
+            state,
+            openid: None,
+            user_id: None,
+            lang: "zh".into(),
+            client_ip: None,
+            user_agent: None,
+            created_at: 0,
+            expires_at,
+            updated_at,
+        }
+    }
+
+    #[test]
+    fn status_follows_state_and_clock() {
+        assert_eq!(
+            scene(SceneState::Pending, 100, 0).status(99),
+            Status::Waiting
+        );
+        assert_eq!(
+            scene(SceneState::Pending, 100, 0).status(100),
+            Status::Expired
+        );
+        assert_eq!(
+            scene(SceneState::NeedsBind, 100, 10).status(50),
+            Status::NeedsBind
+        );
+        assert_eq!(
+            scene(SceneState::NeedsBind, 100, 10).status(100),
+            Status::Expired
+        );
+        assert_eq!(
+            scene(SceneState::Rejected, 100, 10).status(50),
+            Status::Rejected
+        );
+        assert_eq!(
+            scene(SceneState::Consumed, 100, 10).status(50),
+            Status::Expired
+        );
+        // A scan in the QR code's last second still logs in for a while.
+        assert_eq!(
+            scene(SceneState::Authorized, 100, 99).status(150),
+            Status::Authorized
+        );
+        assert_eq!(
+            scene(SceneState::Authorized, 100, 99).status(99 + 120),
+            Status::Expired
+        );
+    }
+}

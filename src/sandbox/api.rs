@@ -1,0 +1,277 @@
+//! The sandbox's WeChat API: `cgi-bin/token`, `stable_token`, `qrcode/create`, `showqrcode`
+//! and `user/info`, with the official JSON shapes and errcodes.
+
+use axum::{
+    Json,
+    extract::{Query, State},
+    http::{StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use subtle::ConstantTimeEq;
+
+use crate::{
+    config::expose,
+    db::{now, random_hex},
+    state::AppState,
+};
+
+/// Tokens live 7,200 s, as WeChat's do.
+const TOKEN_TTL: i64 = 7200;
+/// After a classic `cgi-bin/token` call the previous token keeps working this long.
+const OVERLAP: i64 = 300;
+
+fn error(errcode: i64, errmsg: &str) -> Response {
+    // WeChat answers errors with HTTP 200 and a JSON errcode.
+    Json(json!({ "errcode": errcode, "errmsg": errmsg })).into_response()
+}
+
+fn check_credentials(state: &AppState, appid: &str, secret: &str) -> Option<Response> {
+    let wechat = &state.settings.wechat;
+    if appid != wechat.appid {
+        return Some(error(40013, "invalid appid"));
+    }
+    if !bool::from(secret.as_bytes().ct_eq(expose(&wechat.secret).as_bytes())) {
+        return Some(error(40125, "invalid appsecret"));
+    }
+    None
+}
+
+async fn issue_token(state: &AppState) -> Result<(String, i64), sqlx::Error> {
+    let token = random_hex(48);
+    let expires_at = now() + TOKEN_TTL;
+    sqlx::query("INSERT INTO sandbox_tokens (token, expires_at) VALUES (?, ?)")
+        .bind(&token)
+        .bind(expires_at)
+        .execute(&state.db)
+        .await?;
+    Ok((token, TOKEN_TTL))
+}
+
+fn db_fault(e: sqlx::Error) -> Response {
+    tracing::error!(error = %e, "sandbox database error");
+    error(-1, "system error")
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct TokenQuery {
+    grant_type: Option<String>,
+    appid: Option<String>,
+    secret: Option<String>,
+}
+
+/// `GET cgi-bin/token`: a new token each call; the previous one works 5 more minutes.
+pub(super) async fn token(State(state): State<AppState>, Query(q): Query<TokenQuery>) -> Response {
+    if q.grant_type.as_deref() != Some("client_credential") {
+        return error(40002, "invalid grant_type");
+    }
+    if let Some(refusal) = check_credentials(
+        &state,
+        q.appid.as_deref().unwrap_or(""),
+        q.secret.as_deref().unwrap_or(""),
+    ) {
+        return refusal;
+    }
+    let cut = sqlx::query("UPDATE sandbox_tokens SET expires_at = MIN(expires_at, ?)")
+        .bind(now() + OVERLAP)
+        .execute(&state.db)
+        .await;
+    if let Err(e) = cut {
+        return db_fault(e);
+    }
+    match issue_token(&state).await {
+        Ok((token, ttl)) => {
+            Json(json!({ "access_token": token, "expires_in": ttl })).into_response()
+        }
+        Err(e) => db_fault(e),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct StableTokenBody {
+    grant_type: Option<String>,
+    appid: Option<String>,
+    secret: Option<String>,
+    #[serde(default)]
+    force_refresh: bool,
+}
+
+/// `POST cgi-bin/stable_token`: the same token while it is valid, unless `force_refresh`.
+pub(super) async fn stable_token(
+    State(state): State<AppState>,
+    body: Option<Json<StableTokenBody>>,
+) -> Response {
+    let Some(Json(body)) = body else {
+        return error(47001, "data format error");
+    };
+    if body.grant_type.as_deref() != Some("client_credential") {
+        return error(40002, "invalid grant_type");
+    }
+    if let Some(refusal) = check_credentials(
+        &state,
+        body.appid.as_deref().unwrap_or(""),
+        body.secret.as_deref().unwrap_or(""),
+    ) {
+        return refusal;
+    }
+    if !body.force_refresh {
+        let live: Result<Option<(String, i64)>, _> = sqlx::query_as(
+            "SELECT token, expires_at FROM sandbox_tokens WHERE expires_at > ? ORDER BY expires_at DESC LIMIT 1",
+        )
+        .bind(now())
+        .fetch_optional(&state.db)
+        .await;
+        match live {
+            Ok(Some((token, expires_at))) => {
+                return Json(json!({ "access_token": token, "expires_in": expires_at - now() }))
+                    .into_response();
+            }
+            Ok(None) => {}
+            Err(e) => return db_fault(e),
+        }
+    }
+    match issue_token(&state).await {
+        Ok((token, ttl)) => {
+            Json(json!({ "access_token": token, "expires_in": ttl })).into_response()
+        }
+        Err(e) => db_fault(e),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct TokenParam {
+    access_token: Option<String>,
+}
+
+/// `None` when the token is good, else WeChat's error answer.
+async fn check_token(state: &AppState, token: Option<&str>) -> Option<Response> {
+    let Some(token) = token.filter(|t| !t.is_empty()) else {
+        return Some(error(41001, "access_token missing"));
+    };
+    let expires_at: Result<Option<i64>, _> =
+        sqlx::query_scalar("SELECT expires_at FROM sandbox_tokens WHERE token = ?")
+            .bind(token)
+            .fetch_optional(&state.db)
+            .await;
+    match expires_at {
+        Ok(Some(t)) if t > now() => None,
+        Ok(Some(_)) => Some(error(42001, "access_token expired")),
+        Ok(None) => Some(error(
+            40001,
+            "invalid credential, access_token is invalid or not latest",
+        )),
+        Err(e) => Some(db_fault(e)),
+    }
+}
+
+/// `POST cgi-bin/qrcode/create`.
+pub(super) async fn create_qr(
+    State(state): State<AppState>,
+    Query(q): Query<TokenParam>,
+    body: Option<Json<Value>>,
+) -> Response {
+    if let Some(refusal) = check_token(&state, q.access_token.as_deref()).await {
+        return refusal;
+    }
+    let Some(Json(body)) = body else {
+        return error(47001, "data format error");
+    };
+    if body["action_name"] != "QR_STR_SCENE" && body["action_name"] != "QR_SCENE" {
+        return error(40097, "invalid args: action_name");
+    }
+    let scene = match &body["action_info"]["scene"] {
+        s if s["scene_str"].is_string() => s["scene_str"].as_str().unwrap_or_default().to_owned(),
+        s if s["scene_id"].is_u64() => s["scene_id"].to_string(),
+        _ => return error(40097, "invalid args: scene"),
+    };
+    if scene.is_empty() || scene.len() > 64 {
+        return error(40097, "invalid args: scene_str must be 1 to 64 characters");
+    }
+    // Temporary codes: 30 days at most; WeChat's default is 60 s.
+    let expire = body["expire_seconds"]
+        .as_i64()
+        .unwrap_or(60)
+        .clamp(60, 2_592_000);
+    let ticket = format!("gQSB{}", random_hex(24));
+    let stored =
+        sqlx::query("INSERT INTO sandbox_tickets (ticket, scene, expires_at) VALUES (?, ?, ?)")
+            .bind(&ticket)
+            .bind(&scene)
+            .bind(now() + expire)
+            .execute(&state.db)
+            .await;
+    if let Err(e) = stored {
+        return db_fault(e);
+    }
+    // Real WeChat encodes `http://weixin.qq.com/q/...`; the sandbox's code opens its phone page,
+    // so a real phone's camera can "scan" it too.
+    let url = state.url(&format!("/sandbox/scan/{ticket}"));
+    Json(json!({ "ticket": ticket, "expire_seconds": expire, "url": url })).into_response()
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct ShowQuery {
+    ticket: Option<String>,
+}
+
+/// `GET cgi-bin/showqrcode?ticket=`: the QR code as an image (SVG here, JPEG at WeChat).
+pub(super) async fn show_qr(State(state): State<AppState>, Query(q): Query<ShowQuery>) -> Response {
+    let ticket = q.ticket.unwrap_or_default();
+    let known: Result<Option<i64>, _> = sqlx::query_scalar(
+        "SELECT expires_at FROM sandbox_tickets WHERE ticket = ? AND expires_at > ?",
+    )
+    .bind(&ticket)
+    .bind(now())
+    .fetch_optional(&state.db)
+    .await;
+    match known {
+        Ok(Some(_)) => {
+            let url = state.url(&format!("/sandbox/scan/{ticket}"));
+            (
+                [(header::CONTENT_TYPE, "image/svg+xml")],
+                crate::login::qr_svg(&url),
+            )
+                .into_response()
+        }
+        Ok(None) => StatusCode::NOT_FOUND.into_response(),
+        Err(e) => db_fault(e),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct UserInfoQuery {
+    access_token: Option<String>,
+    openid: Option<String>,
+}
+
+/// `GET cgi-bin/user/info`: `subscribe`, `openid`, `subscribe_time` (no nickname or avatar:
+/// WeChat stopped returning them on 2021-12-27).
+pub(super) async fn user_info(
+    State(state): State<AppState>,
+    Query(q): Query<UserInfoQuery>,
+) -> Response {
+    if let Some(refusal) = check_token(&state, q.access_token.as_deref()).await {
+        return refusal;
+    }
+    let openid = q.openid.unwrap_or_default();
+    if !super::valid_openid(&openid) {
+        return error(40003, "invalid openid");
+    }
+    let row: Result<Option<(bool, i64)>, _> =
+        sqlx::query_as("SELECT following, subscribe_time FROM sandbox_followers WHERE openid = ?")
+            .bind(&openid)
+            .fetch_optional(&state.db)
+            .await;
+    match row {
+        Ok(Some((true, since))) => Json(json!({
+            "subscribe": 1, "openid": openid, "language": "zh_CN", "subscribe_time": since,
+            "remark": "", "groupid": 0, "tagid_list": [], "subscribe_scene": "ADD_SCENE_QR_CODE",
+            "qr_scene": 0, "qr_scene_str": ""
+        }))
+        .into_response(),
+        Ok(Some((false, _))) => Json(json!({ "subscribe": 0, "openid": openid })).into_response(),
+        Ok(None) => error(40003, "invalid openid"),
+        Err(e) => db_fault(e),
+    }
+}

@@ -1,0 +1,190 @@
+//! The sandbox: a stand-in for WeChat's servers and for a person's phone, built in so a
+//! newcomer (and every test) can run the whole flow with no Official Account and no internet.
+//!
+//! The app reaches it through its real HTTP client (only the API base differs), and its phone
+//! "scans" by sending the real signed callback over HTTP. It is mounted in sandbox mode only:
+//! in `wechat` mode every `/sandbox` path is a 404, since a sandbox scan logs anyone in as
+//! anyone.
+
+mod api;
+mod phone;
+
+use std::{sync::Arc, time::Duration};
+
+use axum::{
+    Router,
+    routing::{get, post},
+};
+use url::Url;
+
+use crate::{
+    config::expose,
+    db::{now, random_hex},
+    state::AppState,
+    wechat::{message, signature},
+};
+
+/// The sandbox's own state.
+pub struct Sandbox {
+    http: reqwest::Client,
+    /// Where its "WeChat servers" deliver callbacks: this process's own `/wechat/callback`.
+    callback_url: Url,
+}
+
+/// The sandbox Official Account's own id (the `ToUserName` of events).
+pub const ACCOUNT_ID: &str = "gh_sandbox000001";
+
+impl Sandbox {
+    /// A sandbox delivering callbacks to `callback_url`.
+    pub fn new(callback_url: Url) -> Arc<Sandbox> {
+        let http = reqwest::Client::builder()
+            // WeChat gives up on a callback after 5 s.
+            .timeout(Duration::from_secs(5))
+            .build()
+            .expect("TLS backend available");
+        Arc::new(Sandbox { http, callback_url })
+    }
+}
+
+/// Routes under `/sandbox`.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/sandbox/cgi-bin/token", get(api::token))
+        .route("/sandbox/cgi-bin/stable_token", post(api::stable_token))
+        .route("/sandbox/cgi-bin/qrcode/create", post(api::create_qr))
+        .route("/sandbox/cgi-bin/showqrcode", get(api::show_qr))
+        .route("/sandbox/cgi-bin/user/info", get(api::user_info))
+        .route(
+            "/sandbox/scan/{ticket}",
+            get(phone::scan_page).post(phone::scan_form),
+        )
+        .route("/sandbox/sms", get(phone::inbox_page))
+        .route("/sandbox/api/scan", post(phone::scan_api))
+        .route("/sandbox/api/sms", get(phone::sms_api))
+}
+
+/// What a scan did.
+#[derive(Debug, serde::Serialize)]
+pub struct ScanOutcome {
+    /// The text WeChat would show in the chat (empty when the account didn't reply).
+    pub reply: String,
+    /// `subscribe` (first meeting with the account) or `SCAN`.
+    pub event: &'static str,
+    /// The HTTP status of the app's callback answer.
+    pub callback_status: u16,
+    /// The openid that scanned.
+    pub openid: String,
+}
+
+/// Why a scan didn't reach the app.
+#[derive(Debug, thiserror::Error)]
+pub enum ScanError {
+    /// Unknown or expired ticket (WeChat itself says so and sends no event).
+    #[error("unknown or expired ticket")]
+    BadTicket,
+    /// Not a plausible openid.
+    #[error("invalid openid")]
+    BadOpenid,
+    /// The callback failed.
+    #[error("callback failed: {0}")]
+    Callback(String),
+    /// The sandbox's own database failed.
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+}
+
+/// Plausible openids: 1 to 64 of `A-Za-z0-9-_` (real ones are 28 characters).
+pub fn valid_openid(openid: &str) -> bool {
+    (1..=64).contains(&openid.len())
+        && openid
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// Scans `ticket` as `openid`: sends the signed event to the app exactly as WeChat would
+/// (`subscribe` with `qrscene_` the first time this person meets the account, `SCAN` after)
+/// and returns what WeChat would show.
+pub async fn scan(state: &AppState, ticket: &str, openid: &str) -> Result<ScanOutcome, ScanError> {
+    let sandbox = state.sandbox.as_ref().ok_or(ScanError::BadTicket)?;
+    if !valid_openid(openid) {
+        return Err(ScanError::BadOpenid);
+    }
+    let scene: Option<String> =
+        sqlx::query_scalar("SELECT scene FROM sandbox_tickets WHERE ticket = ? AND expires_at > ?")
+            .bind(ticket)
+            .bind(now())
+            .fetch_optional(&state.db)
+            .await?;
+    let scene = scene.ok_or(ScanError::BadTicket)?;
+    let following: Option<bool> =
+        sqlx::query_scalar("SELECT following FROM sandbox_followers WHERE openid = ?")
+            .bind(openid)
+            .fetch_optional(&state.db)
+            .await?;
+    let first_follow = following != Some(true);
+    if first_follow {
+        sqlx::query(
+            "INSERT INTO sandbox_followers (openid, following, subscribe_time) VALUES (?1, 1, ?2) \
+             ON CONFLICT (openid) DO UPDATE SET following = 1, subscribe_time = ?2",
+        )
+        .bind(openid)
+        .bind(now())
+        .execute(&state.db)
+        .await?;
+    }
+    let create_time = now();
+    let xml = message::scan_event_xml(
+        ACCOUNT_ID,
+        openid,
+        create_time,
+        first_follow,
+        &scene,
+        ticket,
+    );
+    let (status, body) = deliver(state, sandbox, &xml, openid).await?;
+    let reply = message::parse_text_reply(&body)
+        .map(|r| r.content)
+        .unwrap_or_default();
+    Ok(ScanOutcome {
+        reply,
+        event: if first_follow { "subscribe" } else { "SCAN" },
+        callback_status: status,
+        openid: openid.to_owned(),
+    })
+}
+
+/// POSTs an event to the app's callback, signed with the account's token.
+async fn deliver(
+    state: &AppState,
+    sandbox: &Sandbox,
+    xml: &str,
+    openid: &str,
+) -> Result<(u16, String), ScanError> {
+    let timestamp = now().to_string();
+    let nonce = random_hex(8);
+    let token = expose(&state.settings.wechat.token);
+    let sig = signature::sign(&[token, &timestamp, &nonce]);
+    let response = sandbox
+        .http
+        .post(sandbox.callback_url.clone())
+        .query(&[
+            ("signature", sig.as_str()),
+            ("timestamp", timestamp.as_str()),
+            ("nonce", nonce.as_str()),
+            ("openid", openid),
+        ])
+        .header("content-type", "text/xml")
+        .body(xml.to_owned())
+        .send()
+        .await
+        .map_err(|e| ScanError::Callback(e.without_url().to_string()))?;
+    let status = response.status().as_u16();
+    let body = response
+        .text()
+        .await
+        .map_err(|e| ScanError::Callback(e.without_url().to_string()))?;
+    if status != 200 {
+        return Err(ScanError::Callback(format!("HTTP {status}")));
+    }
+    Ok((status, body))
+}

@@ -1,0 +1,366 @@
+//! Every word wxlogin shows, in Chinese (the default) and English, kept in this one place.
+//!
+//! The language follows the browser's `Accept-Language`; replies in WeChat follow the language of
+//! the browser that showed the QR code.
+
+use axum::{extract::FromRequestParts, http::request::Parts};
+
+/// A page language.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Lang {
+    /// Simplified Chinese (default).
+    #[default]
+    Zh,
+    /// English.
+    En,
+}
+
+impl Lang {
+    /// Picks the language the browser prefers most among the two we have; Chinese when it
+    /// prefers neither or says nothing.
+    pub fn from_accept_language(header: &str) -> Lang {
+        let mut best: Option<(f32, Lang)> = None;
+        for item in header.split(',') {
+            let mut parts = item.split(';');
+            let tag = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+            let q = parts
+                .find_map(|p| {
+                    p.trim()
+                        .strip_prefix("q=")
+                        .and_then(|q| q.parse::<f32>().ok())
+                })
+                .unwrap_or(1.0);
+            let lang = if tag == "zh" || tag.starts_with("zh-") {
+                Lang::Zh
+            } else if tag == "en" || tag.starts_with("en-") {
+                Lang::En
+            } else {
+                continue;
+            };
+            // The first of equal weights wins, as browsers list them in order of preference.
+            if q > 0.0 && best.is_none_or(|(bq, _)| q > bq) {
+                best = Some((q, lang));
+            }
+        }
+        best.map(|(_, l)| l).unwrap_or_default()
+    }
+
+    /// The code stored with a login scene.
+    pub fn code(self) -> &'static str {
+        match self {
+            Lang::Zh => "zh",
+            Lang::En => "en",
+        }
+    }
+
+    /// Parses [`Lang::code`].
+    pub fn from_code(code: &str) -> Lang {
+        if code == "en" { Lang::En } else { Lang::Zh }
+    }
+
+    /// The value of `<html lang>`.
+    pub fn html_lang(self) -> &'static str {
+        match self {
+            Lang::Zh => "zh-CN",
+            Lang::En => "en",
+        }
+    }
+
+    /// This language's words.
+    pub fn text(self) -> &'static Text {
+        match self {
+            Lang::Zh => &ZH,
+            Lang::En => &EN,
+        }
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Lang {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(parts
+            .headers
+            .get(axum::http::header::ACCEPT_LANGUAGE)
+            .and_then(|v| v.to_str().ok())
+            .map(Lang::from_accept_language)
+            .unwrap_or_default())
+    }
+}
+
+/// Fills the `{}` placeholders of a text, in order.
+pub fn fill(template: &str, args: &[&dyn std::fmt::Display]) -> String {
+    let mut out = String::with_capacity(template.len() + 16);
+    let mut args = args.iter();
+    let mut rest = template;
+    while let Some(i) = rest.find("{}") {
+        out.push_str(&rest[..i]);
+        if let Some(a) = args.next() {
+            out.push_str(&a.to_string());
+        }
+        rest = &rest[i + 2..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The words of one language. `{}` marks a value filled in by [`fill`].
+pub struct Text {
+    pub site_name: &'static str,
+    pub home_title: &'static str,
+    pub logged_in_as: &'static str,
+    pub logout: &'static str,
+    pub anonymous: &'static str,
+    pub login_link: &'static str,
+
+    pub login_title: &'static str,
+    pub login_hint: &'static str,
+    pub qr_alt: &'static str,
+    pub expires_in: &'static str,
+    pub sandbox_link: &'static str,
+    pub sandbox_note: &'static str,
+    pub noscript_hint: &'static str,
+    pub status_waiting: &'static str,
+    pub status_authorized: &'static str,
+    pub status_needs_bind: &'static str,
+    pub status_rejected: &'static str,
+    pub status_expired: &'static str,
+    pub new_qr: &'static str,
+    pub continue_link: &'static str,
+    pub qr_unavailable: &'static str,
+
+    pub bind_title: &'static str,
+    pub bind_hint: &'static str,
+    pub phone_label: &'static str,
+    pub phone_placeholder: &'static str,
+    pub send_code: &'static str,
+    pub resend_code: &'static str,
+    pub code_label: &'static str,
+    pub verify: &'static str,
+    pub code_sent: &'static str,
+    pub resend_wait: &'static str,
+    pub change_phone: &'static str,
+    pub err_phone: &'static str,
+    pub err_code_format: &'static str,
+    pub err_code_wrong: &'static str,
+    pub err_code_dead: &'static str,
+    pub err_no_code: &'static str,
+    pub err_phone_taken: &'static str,
+    pub err_wechat_taken: &'static str,
+    pub err_sms_failed: &'static str,
+    pub err_form_expired: &'static str,
+
+    pub reply_logged_in: &'static str,
+    pub reply_needs_bind: &'static str,
+    pub reply_disabled: &'static str,
+    pub reply_expired: &'static str,
+    pub reply_used: &'static str,
+    pub reply_where: &'static str,
+    pub reply_welcome: &'static str,
+    pub reply_help: &'static str,
+
+    pub sandbox_title: &'static str,
+    pub sandbox_intro: &'static str,
+    pub sandbox_pick: &'static str,
+    pub sandbox_new_user: &'static str,
+    pub sandbox_scan: &'static str,
+    pub sandbox_account: &'static str,
+    pub sandbox_you_scanned: &'static str,
+    pub sandbox_no_reply: &'static str,
+    pub sandbox_bad_ticket: &'static str,
+    pub sandbox_bad_openid: &'static str,
+    pub sandbox_callback_failed: &'static str,
+    pub sandbox_inbox_title: &'static str,
+    pub sandbox_inbox_empty: &'static str,
+
+    pub error_title: &'static str,
+    pub error_not_found: &'static str,
+    pub error_forbidden: &'static str,
+    pub error_bad_request: &'static str,
+    pub error_internal: &'static str,
+    pub error_unavailable: &'static str,
+    pub back_home: &'static str,
+}
+
+/// 简体中文.
+pub static ZH: Text = Text {
+    site_name: "微信扫码登录",
+    home_title: "首页",
+    logged_in_as: "已登录：{}",
+    logout: "退出登录",
+    anonymous: "您尚未登录。",
+    login_link: "微信扫码登录",
+
+    login_title: "微信扫码登录",
+    login_hint: "请使用微信扫描二维码，关注公众号后即可登录。",
+    qr_alt: "登录二维码",
+    expires_in: "二维码有效期剩余",
+    sandbox_link: "打开模拟微信",
+    sandbox_note: "沙盒模式：没有真实的微信，用模拟微信来扫这个二维码。",
+    noscript_hint: "本页每 3 秒自动刷新一次。",
+    status_waiting: "等待扫码…",
+    status_authorized: "扫码成功，正在登录…",
+    status_needs_bind: "首次登录，请绑定手机号…",
+    status_rejected: "该账号已被停用，无法登录。",
+    status_expired: "二维码已过期。",
+    new_qr: "获取新的二维码",
+    continue_link: "继续",
+    qr_unavailable: "暂时无法生成二维码，请稍后再试。",
+
+    bind_title: "绑定手机号",
+    bind_hint: "第一次用这个微信登录：请绑定手机号，以后扫码即可直接登录。",
+    phone_label: "手机号",
+    phone_placeholder: "138 0013 8000",
+    send_code: "获取验证码",
+    resend_code: "重新发送",
+    code_label: "短信验证码",
+    verify: "绑定并登录",
+    code_sent: "验证码已发送至 {}，5 分钟内有效。",
+    resend_wait: "{} 秒后可重新发送",
+    change_phone: "换一个手机号",
+    err_phone: "请输入有效的中国大陆手机号，例如 138 0013 8000。",
+    err_code_format: "请输入短信中的 6 位数字验证码。",
+    err_code_wrong: "验证码不正确，还可尝试 {} 次。",
+    err_code_dead: "验证码已失效，请重新获取。",
+    err_no_code: "请先获取验证码。",
+    err_phone_taken: "该手机号已绑定其他微信账号。",
+    err_wechat_taken: "该微信已绑定其他手机号，请重新扫码登录。",
+    err_sms_failed: "验证码发送失败，请稍后再试。",
+    err_form_expired: "页面已过期，请重新提交。",
+
+    reply_logged_in: "登录成功，请回到网页继续。",
+    reply_needs_bind: "扫码成功！首次登录，请在网页上绑定手机号完成登录。",
+    reply_disabled: "该账号已被停用，无法登录。如有疑问请联系网站管理员。",
+    reply_expired: "二维码已过期，请刷新网页后重新扫码。",
+    reply_used: "这个二维码已经使用过了，请刷新网页获取新的二维码。",
+    reply_where: "（登录的网页：{}，IP {}。不是你本人在登录？请不要扫码。）",
+    reply_welcome: "感谢关注！在网站上点击“微信扫码登录”即可登录。",
+    reply_help: "要登录网站，请在网页上打开登录二维码并用微信扫码。",
+
+    sandbox_title: "模拟微信",
+    sandbox_intro: "这是沙盒里的一部“手机”：选择或编一个微信用户，然后扫码。wxlogin 会收到与真实微信相同的签名回调。",
+    sandbox_pick: "以这个用户扫码",
+    sandbox_new_user: "或者新建一个微信用户（openid）",
+    sandbox_scan: "扫一扫",
+    sandbox_account: "公众号",
+    sandbox_you_scanned: "你扫描了登录二维码",
+    sandbox_no_reply: "（公众号没有回复）",
+    sandbox_bad_ticket: "这个二维码无效或已过期。",
+    sandbox_bad_openid: "openid 只能包含 1 到 64 个字母、数字、- 或 _。",
+    sandbox_callback_failed: "回调没有成功：{}",
+    sandbox_inbox_title: "沙盒短信收件箱",
+    sandbox_inbox_empty: "还没有短信。",
+
+    error_title: "出错了",
+    error_not_found: "页面不存在。",
+    error_forbidden: "您无权访问此页面。",
+    error_bad_request: "请求无效。",
+    error_internal: "服务器出错了，请稍后再试。",
+    error_unavailable: "微信服务暂时不可用，请稍后再试。",
+    back_home: "返回首页",
+};
+
+/// English.
+pub static EN: Text = Text {
+    site_name: "Log in with WeChat",
+    home_title: "Home",
+    logged_in_as: "Logged in as {}",
+    logout: "Log out",
+    anonymous: "You are not logged in.",
+    login_link: "Log in with WeChat",
+
+    login_title: "Log in with WeChat",
+    login_hint: "Scan the QR code with WeChat and follow the account to log in.",
+    qr_alt: "Login QR code",
+    expires_in: "QR code expires in",
+    sandbox_link: "open the simulated WeChat",
+    sandbox_note: "Sandbox mode: there is no real WeChat here; scan this QR code with the simulated one.",
+    noscript_hint: "This page refreshes itself every 3 seconds.",
+    status_waiting: "Waiting for a scan…",
+    status_authorized: "Scanned. Logging you in…",
+    status_needs_bind: "First time here: bind your phone number…",
+    status_rejected: "This account is disabled and cannot log in.",
+    status_expired: "The QR code has expired.",
+    new_qr: "Get a new QR code",
+    continue_link: "Continue",
+    qr_unavailable: "Could not create a QR code. Please try again in a moment.",
+
+    bind_title: "Bind your phone number",
+    bind_hint: "First login with this WeChat: bind a phone number, and from then on a scan logs you in.",
+    phone_label: "Mobile number",
+    phone_placeholder: "138 0013 8000",
+    send_code: "Send code",
+    resend_code: "Send again",
+    code_label: "Code from the SMS",
+    verify: "Bind and log in",
+    code_sent: "We sent a code to {}. It is valid for 5 minutes.",
+    resend_wait: "You can ask for a new code in {} s",
+    change_phone: "Use another number",
+    err_phone: "Enter a mainland China mobile number, e.g. 138 0013 8000.",
+    err_code_format: "Enter the 6-digit code from the SMS.",
+    err_code_wrong: "Wrong code. {} tries left.",
+    err_code_dead: "This code is no longer valid. Ask for a new one.",
+    err_no_code: "Ask for a code first.",
+    err_phone_taken: "This number belongs to another WeChat account.",
+    err_wechat_taken: "This WeChat is already bound to another number. Please scan again to log in.",
+    err_sms_failed: "Could not send the code. Please try again.",
+    err_form_expired: "This form has expired. Please submit it again.",
+
+    reply_logged_in: "You are logged in. Go back to the web page to continue.",
+    reply_needs_bind: "Scanned! First login: bind your phone number on the web page to finish.",
+    reply_disabled: "This account is disabled and cannot log in. Contact the site's administrators.",
+    reply_expired: "This QR code has expired. Reload the web page and scan again.",
+    reply_used: "This QR code has already been used. Reload the web page for a new one.",
+    reply_where: "(Web page: {}, IP {}. Not you logging in? Don't scan codes others show you.)",
+    reply_welcome: "Thanks for following! Choose \"Log in with WeChat\" on the website to log in.",
+    reply_help: "To log in, open the login QR code on the website and scan it with WeChat.",
+
+    sandbox_title: "Simulated WeChat",
+    sandbox_intro: "This is a phone inside the sandbox: pick or make up a WeChat user, then scan. wxlogin gets the same signed callback real WeChat would send.",
+    sandbox_pick: "Scan as this user",
+    sandbox_new_user: "Or make up a new WeChat user (openid)",
+    sandbox_scan: "Scan",
+    sandbox_account: "Official Account",
+    sandbox_you_scanned: "You scanned the login QR code",
+    sandbox_no_reply: "(the account did not reply)",
+    sandbox_bad_ticket: "This QR code is not valid or has expired.",
+    sandbox_bad_openid: "An openid is 1 to 64 letters, digits, - or _.",
+    sandbox_callback_failed: "The callback did not succeed: {}",
+    sandbox_inbox_title: "Sandbox SMS inbox",
+    sandbox_inbox_empty: "No messages yet.",
+
+    error_title: "Something went wrong",
+    error_not_found: "There is no such page.",
+    error_forbidden: "You may not open this page.",
+    error_bad_request: "This request is not valid.",
+    error_internal: "Something went wrong on our side. Please try again later.",
+    error_unavailable: "WeChat is not answering right now. Please try again in a moment.",
+    back_home: "Back to the home page",
+};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chinese_unless_english_is_preferred() {
+        assert_eq!(Lang::from_accept_language(""), Lang::Zh);
+        assert_eq!(Lang::from_accept_language("fr-FR,de;q=0.8"), Lang::Zh);
+        assert_eq!(Lang::from_accept_language("en-US,en;q=0.9"), Lang::En);
+        assert_eq!(
+            Lang::from_accept_language("zh-CN,zh;q=0.9,en;q=0.8"),
+            Lang::Zh
+        );
+        assert_eq!(
+            Lang::from_accept_language("fr;q=1,en;q=0.5,zh;q=0.4"),
+            Lang::En
+        );
+        assert_eq!(Lang::from_accept_language("en;q=0,zh-TW"), Lang::Zh);
+    }
+
+    #[test]
+    fn fill_replaces_placeholders_in_order() {
+        assert_eq!(fill("{} of {}", &[&1, &"two"]), "1 of two");
+        assert_eq!(fill("no args", &[]), "no args");
+    }
+}
