@@ -108,8 +108,21 @@ pub async fn receive(
     })
 }
 
+/// The "Event" part of a delivery's identity. WeChat's key is FromUserName + CreateTime (+ Event);
+/// CreateTime has one-second resolution, so two different codes scanned by one person within a
+/// second would look like one delivery. The scene (identical in a retry) tells them apart.
+fn delivery_event(kind: &Kind) -> String {
+    match kind {
+        Kind::Subscribe { scene: Some(scene) } | Kind::Scan { scene } => {
+            format!("{}:{scene}", kind.name())
+        }
+        other => other.name().to_owned(),
+    }
+}
+
 /// Applies a verified delivery once and returns the text to show the person in WeChat.
 pub async fn handle(state: &AppState, incoming: &Incoming) -> AppResult<Option<String>> {
+    let event = delivery_event(&incoming.kind);
     let mut tx = state.db.begin().await?;
     // Writing first takes SQLite's write lock, so a concurrent retry of the same delivery waits
     // here until we commit, then finds our row.
@@ -119,7 +132,7 @@ pub async fn handle(state: &AppState, incoming: &Incoming) -> AppResult<Option<S
     )
     .bind(&incoming.from_user)
     .bind(incoming.create_time)
-    .bind(incoming.kind.name())
+    .bind(&event)
     .bind(now())
     .execute(&mut *tx)
     .await?
@@ -131,7 +144,7 @@ pub async fn handle(state: &AppState, incoming: &Incoming) -> AppResult<Option<S
         )
         .bind(&incoming.from_user)
         .bind(incoming.create_time)
-        .bind(incoming.kind.name())
+        .bind(&event)
         .fetch_one(&mut *tx)
         .await?;
         tracing::info!(
@@ -164,7 +177,7 @@ pub async fn handle(state: &AppState, incoming: &Incoming) -> AppResult<Option<S
     .bind(reply.as_deref().unwrap_or(""))
     .bind(&incoming.from_user)
     .bind(incoming.create_time)
-    .bind(incoming.kind.name())
+    .bind(&event)
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;

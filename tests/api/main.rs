@@ -1,1 +1,8 @@
-fn main() {}
+//! The API tests: each starts wxlogin on port 0 with its own database and talks HTTP to it,
+//! with the built-in sandbox playing WeChat.
+
+mod binding;
+mod callback;
+mod helpers;
+mod login;
+mod sandbox;
