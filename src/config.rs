@@ -9,6 +9,8 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use url::Url;
 
+use crate::wechat::crypto::AesKey;
+
 /// The defaults shipped with the binary, used when no `Leptos.toml` is found beside it.
 const DEFAULT_FILE: &str = include_str!("../Leptos.toml");
 
@@ -43,6 +45,16 @@ pub struct WechatSettings {
     pub api_base: Url,
     /// Which token endpoint to use.
     pub token_endpoint: TokenEndpoint,
+    /// Safe-mode keys (EncodingAESKey): the current one first, then the previous one during a
+    /// rotation. Empty: plaintext mode.
+    pub aes_keys: Vec<AesKey>,
+}
+
+/// Who delivers SMS codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmsProvider {
+    /// Prints codes on the console (and the sandbox inbox): development only.
+    Console,
 }
 
 /// All settings of a running wxlogin.
@@ -62,6 +74,8 @@ pub struct Settings {
     pub qr_expire_seconds: u32,
     /// Idle lifetime of a session.
     pub session_idle_seconds: i64,
+    /// SMS delivery (`WXLOGIN_SMS_PROVIDER`).
+    pub sms_provider: SmsProvider,
 }
 
 /// A setting that could not be used, named as the operator would set it.
@@ -127,19 +141,20 @@ impl Settings {
         let root: FileRoot = toml::from_str(file)
             .map_err(|e| ConfigError::new("Leptos.toml", format!("[wxlogin]: {}", e.message())))?;
         let defaults = root.wxlogin;
-        let leptos = leptos::config::get_config_from_str(file).map_err(|e| {
-            ConfigError::new("Leptos.toml", format!("[package.metadata.leptos]: {e}"))
-        })?;
-
-        let site_addr = match env("LEPTOS_SITE_ADDR") {
-            Some(v) => v.trim().parse().map_err(|_| {
+        // Checked before Leptos reads the same variable, so a bad value is reported by its name.
+        let site_addr_env: Option<SocketAddr> = match env("LEPTOS_SITE_ADDR") {
+            Some(v) => Some(v.trim().parse().map_err(|_| {
                 ConfigError::new(
                     "LEPTOS_SITE_ADDR",
                     format!("`{v}` is not an address like 127.0.0.1:3000"),
                 )
-            })?,
-            None => leptos.site_addr,
+            })?),
+            None => None,
         };
+        let leptos = leptos::config::get_config_from_str(file).map_err(|e| {
+            ConfigError::new("Leptos.toml", format!("[package.metadata.leptos]: {e}"))
+        })?;
+        let site_addr = site_addr_env.unwrap_or(leptos.site_addr);
         let mode = match env("WXLOGIN_MODE").unwrap_or(defaults.mode).trim() {
             "sandbox" => Mode::Sandbox,
             "wechat" => Mode::Wechat,
@@ -180,6 +195,18 @@ impl Settings {
                 ));
             }
         };
+        let mut aes_keys = Vec::new();
+        if let Some(key) = env("WXLOGIN_WECHAT_AES_KEY") {
+            aes_keys.push(parse_aes_key("WXLOGIN_WECHAT_AES_KEY", &key)?);
+            if let Some(previous) = env("WXLOGIN_WECHAT_AES_KEY_PREVIOUS") {
+                aes_keys.push(parse_aes_key("WXLOGIN_WECHAT_AES_KEY_PREVIOUS", &previous)?);
+            }
+        } else if env("WXLOGIN_WECHAT_AES_KEY_PREVIOUS").is_some() {
+            return Err(ConfigError::new(
+                "WXLOGIN_WECHAT_AES_KEY_PREVIOUS",
+                "set without WXLOGIN_WECHAT_AES_KEY (the previous key only helps during a rotation)",
+            ));
+        }
         let wechat = match mode {
             Mode::Wechat => {
                 let required = |name: &'static str| {
@@ -195,6 +222,7 @@ impl Settings {
                         &env("WXLOGIN_WECHAT_API_BASE").unwrap_or(defaults.wechat_api_base),
                     )?,
                     token_endpoint,
+                    aes_keys,
                 }
             }
             // The sandbox API lives inside this very process; its address is only known once the
@@ -210,6 +238,7 @@ impl Settings {
                 token: parse_token(env("WXLOGIN_WECHAT_TOKEN").unwrap_or(SANDBOX_TOKEN.into()))?,
                 api_base: Url::parse("http://127.0.0.1/sandbox/").expect("static URL"),
                 token_endpoint,
+                aes_keys,
             },
         };
         let qr_expire_seconds = match env("WXLOGIN_QR_EXPIRE_SECONDS") {
@@ -243,6 +272,24 @@ impl Settings {
                 })?,
             None => defaults.session_idle_seconds,
         };
+        let sms_provider = match env("WXLOGIN_SMS_PROVIDER").as_deref().map(str::trim) {
+            Some("console") => SmsProvider::Console,
+            None if mode == Mode::Sandbox => SmsProvider::Console,
+            // The console sender prints codes: fine on a laptop, a leak in production, so a
+            // real deployment must choose it knowingly.
+            None => {
+                return Err(ConfigError::new(
+                    "WXLOGIN_SMS_PROVIDER",
+                    "missing: required in wechat mode (`console` prints codes on stdout: development only)",
+                ));
+            }
+            Some(other) => {
+                return Err(ConfigError::new(
+                    "WXLOGIN_SMS_PROVIDER",
+                    format!("`{other}` is not one of `console`"),
+                ));
+            }
+        };
         Ok(Settings {
             site_addr,
             database_url,
@@ -251,6 +298,7 @@ impl Settings {
             wechat,
             qr_expire_seconds,
             session_idle_seconds,
+            sms_provider,
         })
     }
 
@@ -322,6 +370,17 @@ fn parse_token(value: String) -> Result<SecretString, ConfigError> {
     }
 }
 
+/// The 43-character EncodingAESKey from the WeChat console.
+fn parse_aes_key(name: &'static str, value: &str) -> Result<AesKey, ConfigError> {
+    // The error names the problem (length, character position) but never echoes the key.
+    AesKey::parse(value.trim()).map_err(|e| {
+        ConfigError::new(
+            name,
+            format!("must be the 43-character EncodingAESKey ({e})"),
+        )
+    })
+}
+
 /// Reads a secret for use; one place to grep for every exposure.
 pub fn expose(secret: &SecretString) -> &str {
     secret.expose_secret()
@@ -346,6 +405,7 @@ mod tests {
         ("WXLOGIN_WECHAT_APPID", "wx1234567890abcdef"),
         ("WXLOGIN_WECHAT_SECRET", "0123456789abcdef0123456789abcdef"),
         ("WXLOGIN_WECHAT_TOKEN", "mytoken"),
+        ("WXLOGIN_SMS_PROVIDER", "console"),
     ];
 
     #[test]
@@ -399,6 +459,28 @@ mod tests {
         assert_eq!(err.name, "LEPTOS_SITE_ADDR");
         let err = load(&[("WXLOGIN_QR_EXPIRE_SECONDS", "5")]).unwrap_err();
         assert_eq!(err.name, "WXLOGIN_QR_EXPIRE_SECONDS");
+    }
+
+    #[test]
+    fn aes_keys_are_checked_at_start() {
+        let key = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG";
+        let s = load(&[
+            ("WXLOGIN_WECHAT_AES_KEY", key),
+            ("WXLOGIN_WECHAT_AES_KEY_PREVIOUS", key),
+        ])
+        .unwrap();
+        assert_eq!(s.wechat.aes_keys.len(), 2);
+        let err = load(&[("WXLOGIN_WECHAT_AES_KEY", &key[..42])]).unwrap_err();
+        assert_eq!(err.name, "WXLOGIN_WECHAT_AES_KEY");
+        assert!(!err.to_string().contains(&key[..42]), "{err}");
+        let err = load(&[(
+            "WXLOGIN_WECHAT_AES_KEY",
+            "abcdefghijklmnopqrstuvwxyz0123456789ABCDEF!",
+        )])
+        .unwrap_err();
+        assert_eq!(err.name, "WXLOGIN_WECHAT_AES_KEY");
+        let err = load(&[("WXLOGIN_WECHAT_AES_KEY_PREVIOUS", key)]).unwrap_err();
+        assert_eq!(err.name, "WXLOGIN_WECHAT_AES_KEY_PREVIOUS");
     }
 
     #[test]

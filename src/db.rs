@@ -63,3 +63,42 @@ pub fn random_hex(n: usize) -> String {
     rand::rngs::OsRng.fill_bytes(&mut bytes);
     hex::encode(bytes)
 }
+
+/// Keeps WeChat's access token in the database, so a restart doesn't spend one of the day's
+/// fetches.
+pub struct DbTokenStore(pub SqlitePool);
+
+#[async_trait::async_trait]
+impl crate::wechat::client::TokenStore for DbTokenStore {
+    async fn load(&self, appid: &str) -> Option<crate::wechat::client::StoredToken> {
+        let row: Option<(String, i64)> =
+            sqlx::query_as("SELECT token, expires_at FROM wechat_tokens WHERE appid = ?")
+                .bind(appid)
+                .fetch_optional(&self.0)
+                .await
+                .inspect_err(|e| tracing::warn!(error = %e, "stored access token unreadable"))
+                .ok()
+                .flatten();
+        row.map(|(token, expires_at)| crate::wechat::client::StoredToken {
+            token: token.into(),
+            expires_at,
+        })
+    }
+
+    async fn save(&self, appid: &str, token: &crate::wechat::client::StoredToken) {
+        use secrecy::ExposeSecret;
+        let saved = sqlx::query(
+            "INSERT INTO wechat_tokens (appid, token, expires_at) VALUES (?1, ?2, ?3) \
+             ON CONFLICT (appid) DO UPDATE SET token = ?2, expires_at = ?3",
+        )
+        .bind(appid)
+        .bind(token.token.expose_secret())
+        .bind(token.expires_at)
+        .execute(&self.0)
+        .await;
+        if let Err(e) = saved {
+            // Not fatal: the token still works from memory; the next restart fetches anew.
+            tracing::warn!(error = %e, "access token not stored");
+        }
+    }
+}

@@ -98,7 +98,8 @@ impl Application {
                 TokenEndpoint::Stable => TokenKind::Stable,
                 TokenEndpoint::Classic => TokenKind::Classic,
             },
-        });
+        })
+        .with_store(db::DbTokenStore(db.clone()));
         let sandbox = (settings.mode == Mode::Sandbox)
             .then(|| self_url.join("wechat/callback").map(Sandbox::new))
             .transpose()?;

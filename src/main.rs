@@ -42,8 +42,8 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     let app = Application::build(settings).await?;
     let state = app.state();
     tracing::info!(
-        address = %format!("http://{}", state.public_url.host_str().unwrap_or("127.0.0.1")),
         port = app.port(),
+        public_url = %state.public_url,
         mode = ?mode,
         "wxlogin is listening"
     );

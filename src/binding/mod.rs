@@ -264,8 +264,11 @@ async fn verify_code(
         }
     };
     let message = match link(&state.db, &scene, &phone, code_id).await? {
-        Linked::Yes => {
+        Linked::Yes(user_id) => {
             state.hub.notify(&scene.owner);
+            if let Some(openid) = scene.openid.clone() {
+                tokio::spawn(fetch_profile(state.clone(), user_id, openid));
+            }
             session_store.remove_value(BIND_PHONE).await?;
             // The scene is now authorized: redeem it like any other login.
             return Ok(Redirect::to("/login/complete").into_response());
@@ -285,8 +288,8 @@ async fn verify_code(
 /// The outcome of linking a WeChat to a phone.
 #[derive(Debug, PartialEq, Eq)]
 enum Linked {
-    /// Bound; the scene is authorized.
-    Yes,
+    /// Bound to this user; the scene is authorized.
+    Yes(i64),
     /// The phone's user has another WeChat.
     PhoneTaken,
     /// This WeChat was bound to another phone meanwhile (a race with another browser).
@@ -380,7 +383,40 @@ async fn link(db: &SqlitePool, scene: &Scene, phone: &Phone, code_id: i64) -> Ap
     .await?;
     tx.commit().await?;
     tracing::info!(user_id, phone = %phone, "WeChat bound to phone");
-    Ok(Linked::Yes)
+    Ok(Linked::Yes(user_id))
+}
+
+/// After a binding, asks WeChat once what it still tells about the person: `unionid` (when the
+/// account is linked to an Open Platform account) and whether they follow. Nickname and avatar
+/// are no longer returned (since 2021-12-27), so none are expected.
+async fn fetch_profile(state: AppState, user_id: i64, openid: String) {
+    let info = match state.wechat.user_info(&openid).await {
+        Ok(info) => info,
+        Err(e) => {
+            tracing::warn!(errcode = ?e.errcode(), error = %e, "user/info failed after binding");
+            return;
+        }
+    };
+    let t = now();
+    let stored = async {
+        sqlx::query("UPDATE users SET unionid = COALESCE(?, unionid) WHERE id = ?")
+            .bind(&info.unionid)
+            .bind(user_id)
+            .execute(&state.db)
+            .await?;
+        sqlx::query(
+            "INSERT INTO followers (openid, following, updated_at) VALUES (?1, ?2, ?3) \
+             ON CONFLICT (openid) DO UPDATE SET following = ?2, updated_at = ?3",
+        )
+        .bind(&openid)
+        .bind(info.subscribe == 1)
+        .bind(t)
+        .execute(&state.db)
+        .await
+    };
+    if let Err(e) = stored.await {
+        tracing::warn!(error = %e, "profile from user/info not stored");
+    }
 }
 
 /// How a submitted code compares.

@@ -18,13 +18,14 @@ use sqlx::SqliteConnection;
 use crate::{
     client_info::describe_user_agent,
     config::expose,
-    db::now,
+    db::{now, random_hex},
     error::{AppError, AppResult},
     login::scene::{self, SceneState, Status},
     state::AppState,
     ui::{Lang, fill},
     users,
     wechat::{
+        crypto,
         message::{self, Incoming, Kind},
         signature,
     },
@@ -41,11 +42,21 @@ struct CallbackQuery {
     timestamp: Option<String>,
     nonce: Option<String>,
     echostr: Option<String>,
+    encrypt_type: Option<String>,
+    msg_signature: Option<String>,
 }
 
-/// A callback whose signature checked out.
-struct Verified {
+/// A callback whose query signature and timestamp checked out.
+pub struct Verified {
+    /// The query signature.
+    pub signature: String,
+    /// The signed timestamp.
+    pub timestamp: String,
+    /// The signed nonce.
+    pub nonce: String,
     echostr: Option<String>,
+    encrypt_type: Option<String>,
+    msg_signature: Option<String>,
 }
 
 fn verify(state: &AppState, raw_query: Option<&str>) -> AppResult<Verified> {
@@ -68,7 +79,12 @@ fn verify(state: &AppState, raw_query: Option<&str>) -> AppResult<Verified> {
         return Err(AppError::Forbidden);
     }
     Ok(Verified {
+        signature: sig,
+        timestamp,
+        nonce,
         echostr: query.echostr,
+        encrypt_type: query.encrypt_type,
+        msg_signature: query.msg_signature,
     })
 }
 
@@ -83,29 +99,74 @@ pub async fn check(State(state): State<AppState>, RawQuery(q): RawQuery) -> AppR
         .into_response())
 }
 
-/// `POST /wechat/callback`: an event or message.
+/// `POST /wechat/callback`: an event or message, in plaintext or safe (encrypted) mode.
+///
+/// With an EncodingAESKey configured, only encrypted deliveries are accepted (compatible mode
+/// sends both forms; the encrypted one is used): the plaintext signature doesn't cover the body,
+/// `msg_signature` does.
 pub async fn receive(
     State(state): State<AppState>,
     RawQuery(q): RawQuery,
     body: Bytes,
 ) -> AppResult<Response> {
-    verify(&state, q.as_deref())?;
+    let request = verify(&state, q.as_deref())?;
     let body =
         std::str::from_utf8(&body).map_err(|_| AppError::BadRequest("body is not UTF-8".into()))?;
-    let incoming = message::parse(body).map_err(|e| {
-        tracing::warn!(error = %e, "callback refused: XML not understood");
-        AppError::BadRequest("XML not understood".into())
-    })?;
-    let reply = handle(&state, &incoming).await?;
-    Ok(match reply {
-        Some(content) if !content.is_empty() => (
-            [(header::CONTENT_TYPE, "application/xml; charset=utf-8")],
-            message::text_reply(&incoming.from_user, &incoming.to_user, now(), &content),
-        )
-            .into_response(),
+    let wechat = &state.settings.wechat;
+    let token = expose(&wechat.token);
+    let keys = &wechat.aes_keys;
+    let (incoming, encrypted) = match request.encrypt_type.as_deref() {
+        Some("aes") if keys.is_empty() => {
+            tracing::warn!("encrypted callback refused: no EncodingAESKey configured");
+            return Err(AppError::BadRequest("safe mode is not configured".into()));
+        }
+        Some("aes") => {
+            let envelope = message::parse_envelope(body).map_err(xml_refused)?;
+            let msg_signature = request.msg_signature.as_deref().unwrap_or("");
+            if !signature::verify_msg(
+                token,
+                &request.timestamp,
+                &request.nonce,
+                &envelope.encrypt,
+                msg_signature,
+            ) {
+                tracing::warn!("callback refused: bad msg_signature");
+                return Err(AppError::Forbidden);
+            }
+            // Which step failed stays in our log only: telling the sender would make this a
+            // padding oracle.
+            let xml = crypto::decrypt_any(keys, &wechat.appid, &envelope.encrypt).map_err(|e| {
+                tracing::warn!(error = %e, "callback refused: could not decrypt");
+                AppError::Forbidden
+            })?;
+            (message::parse(&xml).map_err(xml_refused)?, true)
+        }
+        None | Some("raw") if !keys.is_empty() => {
+            tracing::warn!("plaintext callback refused: safe mode is configured");
+            return Err(AppError::Forbidden);
+        }
+        None | Some("raw") => (message::parse(body).map_err(xml_refused)?, false),
+        Some(_) => return Err(AppError::BadRequest("unknown encrypt_type".into())),
+    };
+    let reply = handle(&state, &request, &incoming).await?;
+    let Some(content) = reply.filter(|c| !c.is_empty()) else {
         // "success" (or an empty body) tells WeChat not to retry and to show nothing.
-        _ => (StatusCode::OK, "success").into_response(),
-    })
+        return Ok((StatusCode::OK, "success").into_response());
+    };
+    let mut xml = message::text_reply(&incoming.from_user, &incoming.to_user, now(), &content);
+    if encrypted {
+        xml = crypto::encrypt_reply(&keys[0], token, &wechat.appid, &xml, now(), &random_hex(8));
+    }
+    Ok((
+        [(header::CONTENT_TYPE, "application/xml; charset=utf-8")],
+        xml,
+    )
+        .into_response())
+}
+
+fn xml_refused(e: message::ParseError) -> AppError {
+    tracing::warn!(error = %e, "callback refused: XML not understood");
+    AppError::BadRequest("XML not understood".into())
 }
 
 /// The "Event" part of a delivery's identity. WeChat's key is FromUserName + CreateTime (+ Event);
@@ -121,9 +182,38 @@ fn delivery_event(kind: &Kind) -> String {
 }
 
 /// Applies a verified delivery once and returns the text to show the person in WeChat.
-pub async fn handle(state: &AppState, incoming: &Incoming) -> AppResult<Option<String>> {
+pub async fn handle(
+    state: &AppState,
+    request: &Verified,
+    incoming: &Incoming,
+) -> AppResult<Option<String>> {
     let event = delivery_event(&incoming.kind);
     let mut tx = state.db.begin().await?;
+    // An exact replay of a signed request gets the first answer, whatever its body says.
+    let new_request = sqlx::query(
+        "INSERT INTO callback_requests (signature, timestamp, nonce, reply, received_at) \
+         VALUES (?, ?, ?, NULL, ?) ON CONFLICT DO NOTHING",
+    )
+    .bind(&request.signature)
+    .bind(&request.timestamp)
+    .bind(&request.nonce)
+    .bind(now())
+    .execute(&mut *tx)
+    .await?
+    .rows_affected()
+        == 1;
+    if !new_request {
+        let reply: Option<String> = sqlx::query_scalar(
+            "SELECT reply FROM callback_requests WHERE signature = ? AND timestamp = ? AND nonce = ?",
+        )
+        .bind(&request.signature)
+        .bind(&request.timestamp)
+        .bind(&request.nonce)
+        .fetch_one(&mut *tx)
+        .await?;
+        tracing::info!("replayed request answered from record");
+        return Ok(reply);
+    }
     // Writing first takes SQLite's write lock, so a concurrent retry of the same delivery waits
     // here until we commit, then finds our row.
     let fresh = sqlx::query(
@@ -180,12 +270,30 @@ pub async fn handle(state: &AppState, incoming: &Incoming) -> AppResult<Option<S
     .bind(&event)
     .execute(&mut *tx)
     .await?;
+    remember_reply(&mut tx, request, reply.as_deref()).await?;
     tx.commit().await?;
     if let Some(owner) = woken {
         state.hub.notify(&owner);
     }
     tracing::info!(event = incoming.kind.name(), "callback handled");
     Ok(reply)
+}
+
+async fn remember_reply(
+    conn: &mut SqliteConnection,
+    request: &Verified,
+    reply: Option<&str>,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE callback_requests SET reply = ? WHERE signature = ? AND timestamp = ? AND nonce = ?",
+    )
+    .bind(reply.unwrap_or(""))
+    .bind(&request.signature)
+    .bind(&request.timestamp)
+    .bind(&request.nonce)
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 async fn set_following(

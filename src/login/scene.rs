@@ -80,6 +80,9 @@ pub enum Status {
 // An authorized scene stays redeemable this long after the scan, even if the QR code dies
 // meanwhile, so a scan in the last second still logs in.
 const REDEEM_GRACE_SECONDS: i64 = 120;
+/// Time a first-time scanner has at least, from the scan, to bind a phone (an SMS code lives 5
+/// minutes; this leaves room for one resend).
+pub const BIND_WINDOW_SECONDS: i64 = 600;
 // A reload reuses the live QR code unless it has less than this left (don't burn the
 // 100,000-a-day creation quota on reloads).
 const REUSE_MIN_SECONDS: i64 = 30;
@@ -92,12 +95,14 @@ impl Scene {
     pub fn status(&self, now: i64) -> Status {
         match self.state {
             SceneState::Consumed => Status::Expired,
+            // Redeemable for a while after the scan, even past the QR code's death; after that
+            // never, whatever the QR code's clock says (`consume` applies the same rule).
             SceneState::Authorized if now < self.updated_at + REDEEM_GRACE_SECONDS => {
                 Status::Authorized
             }
+            SceneState::Authorized => Status::Expired,
             _ if now >= self.expires_at => Status::Expired,
             SceneState::Pending => Status::Waiting,
-            SceneState::Authorized => Status::Authorized,
             SceneState::NeedsBind => Status::NeedsBind,
             SceneState::Rejected => Status::Rejected,
         }
@@ -198,7 +203,9 @@ pub async fn create(
     Ok(row)
 }
 
-/// Moves a scene to a new state after a scan (or a binding), in the caller's transaction.
+/// Moves a scene to a new state after a scan (or a binding), in the caller's transaction. A
+/// scene that now needs binding lives at least [`BIND_WINDOW_SECONDS`] more, so a scan in the
+/// QR code's last seconds still leaves time to type a phone number and an SMS code.
 pub async fn resolve(
     conn: &mut SqliteConnection,
     scene: &str,
@@ -206,13 +213,21 @@ pub async fn resolve(
     openid: &str,
     user_id: Option<i64>,
 ) -> sqlx::Result<()> {
+    let t = now();
+    let min_expiry = if new_state == SceneState::NeedsBind {
+        t + BIND_WINDOW_SECONDS
+    } else {
+        0
+    };
     sqlx::query(
-        "UPDATE login_scenes SET state = ?, openid = ?, user_id = ?, updated_at = ? WHERE scene = ?",
+        "UPDATE login_scenes SET state = ?, openid = ?, user_id = ?, updated_at = ?, \
+         expires_at = MAX(expires_at, ?) WHERE scene = ?",
     )
     .bind(new_state)
     .bind(openid)
     .bind(user_id)
-    .bind(now())
+    .bind(t)
+    .bind(min_expiry)
     .bind(scene)
     .execute(conn)
     .await?;

@@ -11,6 +11,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use subtle::ConstantTimeEq;
 
+use super::Faults;
 use crate::{
     config::expose,
     db::{now, random_hex},
@@ -25,6 +26,37 @@ const OVERLAP: i64 = 300;
 fn error(errcode: i64, errmsg: &str) -> Response {
     // WeChat answers errors with HTTP 200 and a JSON errcode.
     Json(json!({ "errcode": errcode, "errmsg": errmsg })).into_response()
+}
+
+/// Applies an ordered fault: waits, and answers with its errcode if it has one.
+async fn fault(state: &AppState) -> Option<Response> {
+    let (errcode, delay) = state.sandbox.as_ref()?.next_fault()?;
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    errcode.map(|code| match code {
+        -1 => error(-1, "system error"),
+        45009 => error(45009, "reach max api daily quota limit"),
+        other => error(other, "sandbox fault"),
+    })
+}
+
+/// `POST /sandbox/api/faults`: tells the sandbox API to misbehave (tests only).
+pub(super) async fn faults(State(state): State<AppState>, Json(plan): Json<Faults>) -> Response {
+    let Some(sandbox) = &state.sandbox else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    if plan.expire_tokens {
+        if let Err(e) = sqlx::query("UPDATE sandbox_tokens SET expires_at = ?")
+            .bind(now() - 1)
+            .execute(&state.db)
+            .await
+        {
+            return db_fault(e);
+        }
+    }
+    *sandbox.faults.lock().expect("faults lock") = plan.clone();
+    Json(plan).into_response()
 }
 
 fn check_credentials(state: &AppState, appid: &str, secret: &str) -> Option<Response> {
@@ -63,6 +95,9 @@ pub(super) struct TokenQuery {
 
 /// `GET cgi-bin/token`: a new token each call; the previous one works 5 more minutes.
 pub(super) async fn token(State(state): State<AppState>, Query(q): Query<TokenQuery>) -> Response {
+    if let Some(faulty) = fault(&state).await {
+        return faulty;
+    }
     if q.grant_type.as_deref() != Some("client_credential") {
         return error(40002, "invalid grant_type");
     }
@@ -102,6 +137,9 @@ pub(super) async fn stable_token(
     State(state): State<AppState>,
     body: Option<Json<StableTokenBody>>,
 ) -> Response {
+    if let Some(faulty) = fault(&state).await {
+        return faulty;
+    }
     let Some(Json(body)) = body else {
         return error(47001, "data format error");
     };
@@ -171,6 +209,9 @@ pub(super) async fn create_qr(
     Query(q): Query<TokenParam>,
     body: Option<Json<Value>>,
 ) -> Response {
+    if let Some(faulty) = fault(&state).await {
+        return faulty;
+    }
     if let Some(refusal) = check_token(&state, q.access_token.as_deref()).await {
         return refusal;
     }
@@ -251,6 +292,9 @@ pub(super) async fn user_info(
     State(state): State<AppState>,
     Query(q): Query<UserInfoQuery>,
 ) -> Response {
+    if let Some(faulty) = fault(&state).await {
+        return faulty;
+    }
     if let Some(refusal) = check_token(&state, q.access_token.as_deref()).await {
         return refusal;
     }
@@ -264,8 +308,10 @@ pub(super) async fn user_info(
             .fetch_optional(&state.db)
             .await;
     match row {
+        // The sandbox account acts as if linked to an Open Platform account, so it has unionids.
         Ok(Some((true, since))) => Json(json!({
-            "subscribe": 1, "openid": openid, "language": "zh_CN", "subscribe_time": since,
+            "subscribe": 1, "openid": openid, "unionid": format!("union_{openid}"),
+            "language": "zh_CN", "subscribe_time": since,
             "remark": "", "groupid": 0, "tagid_list": [], "subscribe_scene": "ADD_SCENE_QR_CODE",
             "qr_scene": 0, "qr_scene_str": ""
         }))

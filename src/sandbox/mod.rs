@@ -9,7 +9,10 @@
 mod api;
 mod phone;
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use axum::{
     Router,
@@ -21,7 +24,7 @@ use crate::{
     config::expose,
     db::{now, random_hex},
     state::AppState,
-    wechat::{message, signature},
+    wechat::{crypto, message, signature},
 };
 
 /// The sandbox's own state.
@@ -29,6 +32,37 @@ pub struct Sandbox {
     http: reqwest::Client,
     /// Where its "WeChat servers" deliver callbacks: this process's own `/wechat/callback`.
     callback_url: Url,
+    /// Misbehaviour ordered by a test: applied to the next `cgi-bin` requests.
+    faults: Mutex<Faults>,
+}
+
+/// How the sandbox's API should misbehave, for tests of the client's error handling.
+#[derive(Debug, Default, Clone, serde::Deserialize, serde::Serialize)]
+pub struct Faults {
+    /// Answer the next `times` API requests with this errcode (-1 busy, 45009 quota, ...).
+    #[serde(default)]
+    pub errcode: Option<i64>,
+    /// Wait this long before answering the next `times` requests.
+    #[serde(default)]
+    pub delay_ms: u64,
+    /// How many requests the fault applies to.
+    #[serde(default)]
+    pub times: u32,
+    /// Expire every token now (the next call gets 42001).
+    #[serde(default)]
+    pub expire_tokens: bool,
+}
+
+impl Sandbox {
+    /// The fault for the request being answered now, if any.
+    fn next_fault(&self) -> Option<(Option<i64>, Duration)> {
+        let mut faults = self.faults.lock().expect("faults lock");
+        if faults.times == 0 {
+            return None;
+        }
+        faults.times -= 1;
+        Some((faults.errcode, Duration::from_millis(faults.delay_ms)))
+    }
 }
 
 /// The sandbox Official Account's own id (the `ToUserName` of events).
@@ -42,7 +76,11 @@ impl Sandbox {
             .timeout(Duration::from_secs(5))
             .build()
             .expect("TLS backend available");
-        Arc::new(Sandbox { http, callback_url })
+        Arc::new(Sandbox {
+            http,
+            callback_url,
+            faults: Mutex::default(),
+        })
     }
 }
 
@@ -61,6 +99,7 @@ pub fn router() -> Router<AppState> {
         .route("/sandbox/sms", get(phone::inbox_page))
         .route("/sandbox/api/scan", post(phone::scan_api))
         .route("/sandbox/api/sms", get(phone::sms_api))
+        .route("/sandbox/api/faults", post(api::faults))
 }
 
 /// What a scan did.
@@ -142,6 +181,15 @@ pub async fn scan(state: &AppState, ticket: &str, openid: &str) -> Result<ScanOu
         ticket,
     );
     let (status, body) = deliver(state, sandbox, &xml, openid).await?;
+    let body = match state.settings.wechat.aes_keys.first() {
+        // In safe mode the reply comes back encrypted: check and open it, as WeChat does.
+        Some(key) if body.trim() != "success" && !body.trim().is_empty() => {
+            let wechat = &state.settings.wechat;
+            crypto::decrypt_reply(key, expose(&wechat.token), &wechat.appid, &body)
+                .map_err(|e| ScanError::Callback(format!("encrypted reply refused: {e}")))?
+        }
+        _ => body,
+    };
     let reply = message::parse_text_reply(&body)
         .map(|r| r.content)
         .unwrap_or_default();
@@ -153,28 +201,47 @@ pub async fn scan(state: &AppState, ticket: &str, openid: &str) -> Result<ScanOu
     })
 }
 
-/// POSTs an event to the app's callback, signed with the account's token.
+/// POSTs an event to the app's callback, signed with the account's token, and in safe mode
+/// encrypted with its EncodingAESKey.
 async fn deliver(
     state: &AppState,
     sandbox: &Sandbox,
     xml: &str,
     openid: &str,
 ) -> Result<(u16, String), ScanError> {
+    let wechat = &state.settings.wechat;
     let timestamp = now().to_string();
     let nonce = random_hex(8);
-    let token = expose(&state.settings.wechat.token);
+    let token = expose(&wechat.token);
     let sig = signature::sign(&[token, &timestamp, &nonce]);
+    let mut query = vec![
+        ("signature", sig),
+        ("timestamp", timestamp.clone()),
+        ("nonce", nonce.clone()),
+        ("openid", openid.to_owned()),
+    ];
+    let body = match wechat.aes_keys.first() {
+        Some(key) => {
+            let mut random = [0u8; 16];
+            rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut random);
+            let encrypted = crypto::encrypt(key, &wechat.appid, xml, random);
+            query.push(("encrypt_type", "aes".to_owned()));
+            query.push((
+                "msg_signature",
+                signature::sign(&[token, &timestamp, &nonce, &encrypted]),
+            ));
+            format!(
+                "<xml><ToUserName><![CDATA[{ACCOUNT_ID}]]></ToUserName><Encrypt><![CDATA[{encrypted}]]></Encrypt></xml>"
+            )
+        }
+        None => xml.to_owned(),
+    };
     let response = sandbox
         .http
         .post(sandbox.callback_url.clone())
-        .query(&[
-            ("signature", sig.as_str()),
-            ("timestamp", timestamp.as_str()),
-            ("nonce", nonce.as_str()),
-            ("openid", openid),
-        ])
+        .query(&query)
         .header("content-type", "text/xml")
-        .body(xml.to_owned())
+        .body(body)
         .send()
         .await
         .map_err(|e| ScanError::Callback(e.without_url().to_string()))?;

@@ -113,16 +113,46 @@ impl ApiError {
     }
 }
 
+/// A token as kept outside the process, so a restart (or another instance) doesn't spend a
+/// fetch of the day's quota.
+#[derive(Clone)]
+pub struct StoredToken {
+    /// The access token.
+    pub token: SecretString,
+    /// When WeChat said it expires, Unix seconds.
+    pub expires_at: i64,
+}
+
+/// Somewhere to keep the access token between runs (the app uses its database).
+#[async_trait::async_trait]
+pub trait TokenStore: Send + Sync {
+    /// The stored token of `appid`, if any.
+    async fn load(&self, appid: &str) -> Option<StoredToken>;
+    /// Replaces the stored token of `appid`.
+    async fn save(&self, appid: &str, token: &StoredToken);
+}
+
 struct CachedToken {
     token: SecretString,
     refresh_at: Instant,
     expires_at: Instant,
 }
 
+impl CachedToken {
+    fn new(token: SecretString, now: Instant, lifetime: Duration) -> CachedToken {
+        CachedToken {
+            token,
+            refresh_at: now + lifetime.saturating_sub(REFRESH_MARGIN).max(lifetime / 2),
+            expires_at: now + lifetime,
+        }
+    }
+}
+
 /// The client. Cheap to share behind an `Arc`; every caller shares one token.
 pub struct WechatClient {
     http: reqwest::Client,
     config: ClientConfig,
+    store: Option<Box<dyn TokenStore>>,
     cache: Mutex<Option<CachedToken>>,
     last_forced: Mutex<Option<Instant>>,
     fetches: AtomicU64,
@@ -156,10 +186,17 @@ impl WechatClient {
         Self {
             http,
             config,
+            store: None,
             cache: Mutex::new(None),
             last_forced: Mutex::new(None),
             fetches: AtomicU64::new(0),
         }
+    }
+
+    /// Keeps the token in `store` across restarts.
+    pub fn with_store(mut self, store: impl TokenStore + 'static) -> Self {
+        self.store = Some(Box::new(store));
+        self
     }
 
     /// The AppID this client speaks for.
@@ -182,6 +219,9 @@ impl WechatClient {
         // waits for its answer instead of spending quota and invalidating each other.
         let mut cache = self.cache.lock().await;
         let now = Instant::now();
+        if cache.is_none() && !force {
+            *cache = self.load_stored(now).await;
+        }
         if let Some(cached) = cache.as_ref() {
             if !force && now < cached.refresh_at {
                 return Ok(cached.token.clone());
@@ -202,12 +242,24 @@ impl WechatClient {
         self.fetches.fetch_add(1, Ordering::Relaxed);
         let lifetime = Duration::from_secs(answer.expires_in.max(60));
         let token = SecretString::from(answer.access_token);
-        *cache = Some(CachedToken {
-            token: token.clone(),
-            refresh_at: now + lifetime.saturating_sub(REFRESH_MARGIN).max(lifetime / 2),
-            expires_at: now + lifetime,
-        });
+        if let Some(store) = &self.store {
+            let expires_at = unix_now() + lifetime.as_secs() as i64;
+            let stored = StoredToken {
+                token: token.clone(),
+                expires_at,
+            };
+            store.save(&self.config.appid, &stored).await;
+        }
+        *cache = Some(CachedToken::new(token.clone(), now, lifetime));
         Ok(token)
+    }
+
+    /// A stored token with enough life left to be worth using.
+    async fn load_stored(&self, now: Instant) -> Option<CachedToken> {
+        let stored = self.store.as_ref()?.load(&self.config.appid).await?;
+        let left = stored.expires_at - unix_now();
+        let lifetime = Duration::from_secs(u64::try_from(left).ok()?);
+        (lifetime > REFRESH_MARGIN).then(|| CachedToken::new(stored.token, now, lifetime))
     }
 
     async fn may_force(&self) -> bool {
@@ -300,6 +352,13 @@ impl WechatClient {
         )
         .await
     }
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }
 
 async fn with_backoff<T, F, Fut>(mut attempt: F) -> Result<T, ApiError>

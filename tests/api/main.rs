@@ -5,4 +5,5 @@ mod binding;
 mod callback;
 mod helpers;
 mod login;
+mod protocol;
 mod sandbox;
