@@ -26,7 +26,7 @@ async fn home(
         Some(user) => {
             let csrf = session.csrf_token().await?;
             view! {
-                <h1>{t.site_name}</h1>
+                <h1>{t.home_title}</h1>
                 <p id="whoami" class="whoami">{fill(t.logged_in_as, &[&mask_phone(&user.phone)])}</p>
                 <form id="logout" method="post" action="/logout">
                     {csrf_field(csrf)}

@@ -66,6 +66,11 @@ function randomPhone() {
   return `138${digits}`;
 }
 
+/** The code with its last digit changed. */
+function wrongCode(code) {
+  return code.slice(0, -1) + String((Number(code.at(-1)) + 1) % 10);
+}
+
 function maskPhone(phone) {
   return `${phone.slice(0, 3)}****${phone.slice(-4)}`;
 }
@@ -150,6 +155,56 @@ async function openLoginWithLiveEvents(page) {
   await page.locator('#countdown').waitFor({ state: 'attached' });
 }
 
+/**
+ * Runs `action`, which submits a form, and waits both for the server's answer to that POST
+ * and for the page it leads to to load (so later steps never act on the old page).
+ * Returns the answer to the POST (a 303 when it redirects).
+ */
+async function submission(page, path, action) {
+  const answer = page.waitForResponse(
+    (r) => pathOf(r.url()) === path && r.request().method() === 'POST',
+  );
+  const loaded = page.waitForEvent('load');
+  await action();
+  const res = await answer;
+  await loaded;
+  return res;
+}
+
+/**
+ * Types a code into #code key by key, as a person would. app.js submits the form when the
+ * sixth digit arrives (nothing is clicked); returns the answer to that POST /bind/verify.
+ */
+async function typeCode(page, code) {
+  const input = page.locator('form#verify-form input#code');
+  await input.waitFor({ state: 'visible' });
+  await input.fill('');
+  return submission(page, '/bind/verify', () => input.pressSequentially(code));
+}
+
+/**
+ * What a person on a phone would notice: the page scrolls sideways, or something sticks out
+ * of the screen. Returns a description of each offender (empty when all fits).
+ */
+async function overflowOf(page) {
+  return page.evaluate(() => {
+    const width = document.documentElement.clientWidth;
+    const problems = [];
+    if (document.documentElement.scrollWidth > width) {
+      problems.push(`page is ${document.documentElement.scrollWidth}px wide in a ${width}px screen`);
+    }
+    for (const el of document.querySelectorAll('body *')) {
+      const r = el.getBoundingClientRect();
+      if (r.width === 0 || r.height === 0) continue;
+      if (r.left < -0.5 || r.right > width + 0.5) {
+        const name = el.tagName.toLowerCase() + (el.id ? `#${el.id}` : '');
+        problems.push(`${name} spans ${Math.round(r.left)}..${Math.round(r.right)}px`);
+      }
+    }
+    return problems;
+  });
+}
+
 async function screenshot(page, name) {
   await page.screenshot({ path: `${RESULTS_DIR}${name}.png`, fullPage: true });
 }
@@ -178,9 +233,6 @@ test('journey: scan, live push to /bind, phone + SMS code, logged in, logout, sc
     // From here on, any navigation is recorded. A reload of /login (polling, meta refresh)
     // would show up before /bind; the live push navigates straight there.
     const navigations = recordNavigations(page);
-    await page.evaluate(() => {
-      window.__marker = 1;
-    });
 
     const first = await scan(ticket, openid);
     assert.equal(first.event, 'subscribe', 'a new openid scanning is a subscribe event');
@@ -198,7 +250,8 @@ test('journey: scan, live push to /bind, phone + SMS code, logged in, logout, sc
     await sendForm.waitFor({ state: 'visible' });
     await screenshot(page, 'bind');
     await sendForm.locator('input[name=phone]').fill(phone);
-    await page.locator('button#send-code').click();
+    const sent = await submission(page, '/bind/code', () => page.locator('button#send-code').click());
+    assert.equal(sent.status(), 303, 'POST /bind/code -> 303 (post/redirect/get)');
 
     const verifyForm = page.locator('form#verify-form');
     await verifyForm.waitFor({ state: 'visible' });
@@ -207,20 +260,58 @@ test('journey: scan, live push to /bind, phone + SMS code, logged in, logout, sc
 
     const code = await smsCode(phone);
 
-    // --- a wrong code first: an error, and still on /bind
-    const last = Number(code.at(-1));
-    const wrong = code.slice(0, -1) + String((last + 1) % 10);
-    await verifyForm.locator('input[name=code]').fill(wrong);
-    await page.locator('button#verify').click();
-    const error = page.locator('.field-error:visible, .error:visible').first();
+    // The page says where the code went, without giving the whole number away.
+    const info = page.locator('.info');
+    await info.waitFor({ state: 'visible' });
+    assert.ok(
+      ((await info.textContent()) ?? '').includes(maskPhone(phone)),
+      `.info shows the masked phone ${maskPhone(phone)}: ${await info.textContent()}`,
+    );
+    assert.ok(!((await info.textContent()) ?? '').includes(phone), '.info does not show the full number');
+
+    // --- a wrong code first. Typing the sixth digit submits the form by itself (app.js),
+    // so the test types like a person and waits for that submission; it does not click.
+    const wrongAnswer = await typeCode(page, wrongCode(code));
+    assert.equal(wrongAnswer.status(), 400, 'a wrong code is refused (POST /bind/verify -> 400)');
+    const error = page.locator('form#verify-form .field-error');
     await error.waitFor({ state: 'visible' });
-    assert.equal(pathOf(page.url()), '/bind', 'a wrong code stays on /bind');
-    const errorText = (await error.textContent()) ?? '';
-    assert.ok(errorText.trim().length > 0, 'the error says something');
+    const errorText = ((await error.textContent()) ?? '').trim();
+    assert.ok(errorText.length > 0, 'the error says something');
+    assert.match(errorText, /\d/, `the error tells how many tries are left: ${errorText}`);
+    assert.equal(await page.locator('form#send-code-form').count(), 0, 'still on the code step, not back to the phone step');
+    assert.ok(
+      ((await page.locator('.info').textContent()) ?? '').includes(maskPhone(phone)),
+      'after the wrong code, .info still shows the masked phone',
+    );
+
+    // --- a new code can't be had while the cooldown runs: the button is disabled and counts down.
+    const resend = page.locator('button#resend');
+    await resend.waitFor({ state: 'visible' });
+    assert.equal(await resend.isDisabled(), true, '#resend is disabled during the cooldown');
+    const secondsLeft = async () => Number(((await resend.textContent()) ?? '').match(/\d+/)?.[0]);
+    const shown = await secondsLeft();
+    assert.ok(shown > 0, `#resend shows the seconds left: ${await resend.textContent()}`);
+    await page.waitForFunction(
+      (n) => Number(document.getElementById('resend').textContent.match(/\d+/)?.[0]) < n,
+      shown,
+      { timeout: 5_000 },
+    );
+    assert.equal(await resend.isDisabled(), true, '#resend is still disabled while counting down');
+    // Without JavaScript the button is enabled: the server must refuse too, and send nothing.
+    const refusedAnswer = await submission(page, '/bind/code', () =>
+      page.locator('form#resend-form').evaluate((form) => form.submit()),
+    );
+    assert.equal(refusedAnswer.status(), 429, 'POST /bind/code during the cooldown -> 429');
+    await page.locator('form#verify-form').waitFor({ state: 'visible' });
+    const cooldownError = page.locator('.field-error');
+    await cooldownError.waitFor({ state: 'visible' });
+    assert.match((await cooldownError.textContent()) ?? '', /\d+/, 'the refusal says how long to wait');
+    assert.equal(await smsCode(phone), code, 'no new SMS code was sent during the cooldown');
+    assert.equal(await page.locator('button#resend').isDisabled(), true, '#resend is still disabled');
 
     // --- the right code: logged in on /
-    await page.locator('form#verify-form input[name=code]').fill(code);
-    await page.locator('button#verify').click();
+    const rightAnswer = await typeCode(page, code);
+    assert.equal(rightAnswer.status(), 303, 'the right code is accepted (POST /bind/verify -> 303)');
     await page.waitForURL((u) => pathOf(u.toString()) === '/');
     assert.ok(
       (await whoami(page)).includes(maskPhone(phone)),
@@ -229,7 +320,11 @@ test('journey: scan, live push to /bind, phone + SMS code, logged in, logout, sc
     assert.ok(!(await page.content()).includes(phone), 'the full phone number is not on the page');
 
     // --- log out
-    await page.locator('form#logout').locator('button, input[type=submit]').first().click();
+    const loggedOut = await submission(page, '/logout', () =>
+      page.locator('form#logout').locator('button, input[type=submit]').first().click(),
+    );
+    assert.equal(loggedOut.status(), 303, 'POST /logout -> 303');
+    assert.equal(pathOf(page.url()), '/', 'after logging out the person is on /');
     await page.locator('a#login-link').waitFor({ state: 'visible' });
     assert.equal(await page.locator('#whoami').count(), 0, 'no #whoami after logout');
 
@@ -279,6 +374,7 @@ test('sandbox phone page: scanning from another device moves the login page to /
     const bubble = phonePage.locator('.bubble.reply').first();
     await bubble.waitFor({ state: 'visible' });
     assert.ok(((await bubble.textContent()) ?? '').trim().length > 0, 'the WeChat reply bubble has text');
+    assert.deepEqual(await overflowOf(phonePage), [], 'the simulated phone page fits its screen');
     await screenshot(phonePage, 'sandbox-phone');
 
     await loginPage.waitForURL((u) => pathOf(u.toString()) === '/bind');
@@ -288,6 +384,51 @@ test('sandbox phone page: scanning from another device moves the login page to /
     await desktop.close();
   }
 });
+
+for (const locale of ['zh-CN', 'en-US']) {
+  test(`phone-sized screen (${locale}): login and binding fit a 390 px wide phone`, { timeout: TEST_TIMEOUT }, async () => {
+    // Someone may open the login page on a phone (and scan it with another); nothing should
+    // need sideways scrolling, and the QR code must be whole on the first screen. Both
+    // languages: Chinese is the default, English has the longest words.
+    const tag = locale.slice(0, 2);
+    const context = await newContext({
+      locale,
+      viewport: { width: 390, height: 844 },
+      deviceScaleFactor: 2,
+      isMobile: true,
+      hasTouch: true,
+    });
+    try {
+      const page = await context.newPage();
+      await openLoginWithLiveEvents(page);
+      assert.match(await page.evaluate(() => document.documentElement.lang), new RegExp(`^${tag}`));
+      const qr = await page.locator('#qr svg').boundingBox();
+      assert.ok(qr && qr.width >= 150, `the QR code is big enough to scan: ${JSON.stringify(qr)}`);
+      assert.ok(qr.x >= 0 && qr.x + qr.width <= 390, `the QR code is whole across: ${JSON.stringify(qr)}`);
+      assert.ok(qr.y >= 0 && qr.y + qr.height <= 844, `the QR code is on the first screen: ${JSON.stringify(qr)}`);
+      assert.deepEqual(await overflowOf(page), [], '/login fits the phone screen');
+      await screenshot(page, `login-phone-${tag}`);
+
+      const { ticket } = await ticketFrom(page);
+      await scan(ticket, randomOpenid());
+      await page.waitForURL((u) => pathOf(u.toString()) === '/bind');
+      await page.locator('form#send-code-form').waitFor({ state: 'visible' });
+      assert.deepEqual(await overflowOf(page), [], '/bind (phone step) fits the phone screen');
+      await screenshot(page, `bind-phone-${tag}`);
+
+      const phone = randomPhone();
+      await page.locator('form#send-code-form input[name=phone]').fill(phone);
+      await page.locator('button#send-code').click();
+      await page.locator('form#verify-form').waitFor({ state: 'visible' });
+      await typeCode(page, wrongCode(await smsCode(phone)));
+      await page.locator('form#verify-form .field-error').waitFor({ state: 'visible' });
+      assert.deepEqual(await overflowOf(page), [], '/bind (code step, with an error) fits the phone screen');
+      await screenshot(page, `bind-verify-phone-${tag}`);
+    } finally {
+      await context.close();
+    }
+  });
+}
 
 test('language: Chinese by default, English when the browser prefers English', { timeout: TEST_TIMEOUT }, async () => {
   const lang = async (options) => {
