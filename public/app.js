@@ -74,7 +74,23 @@ function autoSubmitCode() {
   });
 }
 
+// The admin dashboard's latest scans: each `event: login` carries a server-rendered <li>,
+// newest first. The list says which event it was drawn with, so none falls in between; on a
+// reconnect EventSource sends Last-Event-ID and the server resumes from there.
+function watchLatestLogins() {
+  const list = document.querySelector('#latest-logins[data-live]');
+  if (!list || !window.EventSource) return;
+  const max = Number(list.dataset.max || 20);
+  const source = new EventSource(`/admin/events?after=${encodeURIComponent(list.dataset.lastId || '0')}`);
+  source.addEventListener('login', (e) => {
+    list.insertAdjacentHTML('afterbegin', e.data);
+    while (list.children.length > max) list.lastElementChild.remove();
+    byId('no-logins')?.remove();
+  });
+}
+
 startCountdown();
 watchLogin();
 resendCooldown();
 autoSubmitCode();
+watchLatestLogins();

@@ -3,7 +3,7 @@
 //! Everything is parsed and checked once, at start. A missing or malformed value stops the start
 //! with a message naming the variable; secrets are wrapped so they can't end up in a log line.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
@@ -55,6 +55,12 @@ pub struct WechatSettings {
 pub enum SmsProvider {
     /// Prints codes on the console (and the sandbox inbox): development only.
     Console,
+    /// A signed JSON POST to the site's own endpoint (`WXLOGIN_SMS_WEBHOOK_*`).
+    Webhook,
+    /// Alibaba Cloud SMS (`WXLOGIN_SMS_ALIYUN_*`).
+    Aliyun,
+    /// Tencent Cloud SMS (`WXLOGIN_SMS_TENCENT_*`).
+    Tencent,
 }
 
 /// All settings of a running wxlogin.
@@ -76,6 +82,78 @@ pub struct Settings {
     pub session_idle_seconds: i64,
     /// SMS delivery (`WXLOGIN_SMS_PROVIDER`).
     pub sms_provider: SmsProvider,
+    /// The provider's settings and the SMS limits (`WXLOGIN_SMS_*`).
+    pub sms: crate::binding::sms::SmsSettings,
+    /// Operations and abuse settings.
+    pub ops: OpsSettings,
+}
+
+/// How wxlogin meets the outside world in production.
+#[derive(Debug, Clone)]
+pub struct OpsSettings {
+    /// Proxies whose `X-Forwarded-For` is believed (`WXLOGIN_TRUSTED_PROXIES`); empty: the
+    /// client IP is the socket's peer.
+    pub trusted_proxies: Vec<IpNet>,
+    /// New login QR codes one client IP may create per hour (`WXLOGIN_QR_PER_IP_PER_HOUR`).
+    pub qr_per_ip_per_hour: u32,
+    /// Where to serve Prometheus `/metrics` (`WXLOGIN_METRICS_ADDR`); `None`: not served.
+    pub metrics_addr: Option<SocketAddr>,
+    /// How long a shutdown waits for running requests (`WXLOGIN_SHUTDOWN_GRACE_SECONDS`).
+    pub shutdown_grace_seconds: u64,
+}
+
+impl Default for OpsSettings {
+    fn default() -> Self {
+        OpsSettings {
+            trusted_proxies: Vec::new(),
+            qr_per_ip_per_hour: 60,
+            metrics_addr: None,
+            shutdown_grace_seconds: 10,
+        }
+    }
+}
+
+/// An IP network: an address and a prefix length (`10.0.0.0/8`, `::1/128`, `127.0.0.1`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IpNet {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl IpNet {
+    /// Parses `addr` or `addr/prefix`.
+    pub fn parse(s: &str) -> Option<IpNet> {
+        let (addr, prefix) = match s.trim().split_once('/') {
+            Some((a, p)) => (a.parse::<IpAddr>().ok()?, Some(p.parse::<u8>().ok()?)),
+            None => (s.trim().parse::<IpAddr>().ok()?, None),
+        };
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = prefix.unwrap_or(max);
+        (prefix <= max).then_some(IpNet { addr, prefix })
+    }
+
+    /// Whether `ip` is inside this network.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+            v4 => v4,
+        };
+        match (self.addr, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
 }
 
 /// A setting that could not be used, named as the operator would set it.
@@ -274,6 +352,9 @@ impl Settings {
         };
         let sms_provider = match env("WXLOGIN_SMS_PROVIDER").as_deref().map(str::trim) {
             Some("console") => SmsProvider::Console,
+            Some("webhook") => SmsProvider::Webhook,
+            Some("aliyun") => SmsProvider::Aliyun,
+            Some("tencent") => SmsProvider::Tencent,
             None if mode == Mode::Sandbox => SmsProvider::Console,
             // The console sender prints codes: fine on a laptop, a leak in production, so a
             // real deployment must choose it knowingly.
@@ -286,9 +367,51 @@ impl Settings {
             Some(other) => {
                 return Err(ConfigError::new(
                     "WXLOGIN_SMS_PROVIDER",
-                    format!("`{other}` is not one of `console`"),
+                    format!("`{other}` is not one of `console`, `webhook`, `aliyun`, `tencent`"),
                 ));
             }
+        };
+        let sms = crate::binding::sms::SmsSettings::from_env(sms_provider, &env)?;
+        let ops = OpsSettings {
+            trusted_proxies: match env("WXLOGIN_TRUSTED_PROXIES") {
+                Some(list) => list
+                    .split(',')
+                    .filter(|item| !item.trim().is_empty())
+                    .map(|item| {
+                        IpNet::parse(item).ok_or_else(|| {
+                            ConfigError::new(
+                                "WXLOGIN_TRUSTED_PROXIES",
+                                format!(
+                                    "`{}` is not an IP address or network like 10.0.0.0/8",
+                                    item.trim()
+                                ),
+                            )
+                        })
+                    })
+                    .collect::<Result<_, _>>()?,
+                None => Vec::new(),
+            },
+            qr_per_ip_per_hour: parse_number(
+                "WXLOGIN_QR_PER_IP_PER_HOUR",
+                env("WXLOGIN_QR_PER_IP_PER_HOUR"),
+                60,
+                1..=1_000_000,
+            )?,
+            metrics_addr: match env("WXLOGIN_METRICS_ADDR") {
+                Some(v) => Some(v.trim().parse().map_err(|_| {
+                    ConfigError::new(
+                        "WXLOGIN_METRICS_ADDR",
+                        format!("`{v}` is not an address like 127.0.0.1:9100"),
+                    )
+                })?),
+                None => None,
+            },
+            shutdown_grace_seconds: parse_number(
+                "WXLOGIN_SHUTDOWN_GRACE_SECONDS",
+                env("WXLOGIN_SHUTDOWN_GRACE_SECONDS"),
+                10,
+                1..=600,
+            )?,
         };
         Ok(Settings {
             site_addr,
@@ -299,6 +422,8 @@ impl Settings {
             qr_expire_seconds,
             session_idle_seconds,
             sms_provider,
+            sms,
+            ops,
         })
     }
 
@@ -317,6 +442,35 @@ impl Settings {
             .as_ref()
             .is_some_and(|u| u.scheme() == "https")
     }
+}
+
+/// A whole number from the environment, within `range`, or `default` when unset.
+fn parse_number<T>(
+    name: &'static str,
+    value: Option<String>,
+    default: T,
+    range: std::ops::RangeInclusive<T>,
+) -> Result<T, ConfigError>
+where
+    T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy,
+{
+    let Some(v) = value else {
+        return Ok(default);
+    };
+    v.trim()
+        .parse::<T>()
+        .ok()
+        .filter(|n| range.contains(n))
+        .ok_or_else(|| {
+            ConfigError::new(
+                name,
+                format!(
+                    "`{v}` is not a whole number from {} to {}",
+                    range.start(),
+                    range.end()
+                ),
+            )
+        })
 }
 
 fn parse_http_url(name: &'static str, value: &str) -> Result<Url, ConfigError> {
@@ -481,6 +635,42 @@ mod tests {
         assert_eq!(err.name, "WXLOGIN_WECHAT_AES_KEY");
         let err = load(&[("WXLOGIN_WECHAT_AES_KEY_PREVIOUS", key)]).unwrap_err();
         assert_eq!(err.name, "WXLOGIN_WECHAT_AES_KEY_PREVIOUS");
+    }
+
+    #[test]
+    fn operations_settings_are_parsed_and_named() {
+        let s = load(&[
+            ("WXLOGIN_TRUSTED_PROXIES", "10.0.0.0/8, ::1"),
+            ("WXLOGIN_QR_PER_IP_PER_HOUR", "5"),
+            ("WXLOGIN_METRICS_ADDR", "127.0.0.1:9100"),
+        ])
+        .unwrap();
+        assert_eq!(s.ops.trusted_proxies.len(), 2);
+        assert!(s.ops.trusted_proxies[0].contains("10.1.2.3".parse().unwrap()));
+        assert!(!s.ops.trusted_proxies[0].contains("11.0.0.1".parse().unwrap()));
+        assert!(s.ops.trusted_proxies[1].contains("::1".parse().unwrap()));
+        assert_eq!(s.ops.qr_per_ip_per_hour, 5);
+        assert_eq!(s.ops.metrics_addr.unwrap().port(), 9100);
+        for (name, value) in [
+            ("WXLOGIN_TRUSTED_PROXIES", "10.0.0.0/33"),
+            ("WXLOGIN_QR_PER_IP_PER_HOUR", "0"),
+            ("WXLOGIN_METRICS_ADDR", "9100"),
+            ("WXLOGIN_SHUTDOWN_GRACE_SECONDS", "-1"),
+        ] {
+            assert_eq!(load(&[(name, value)]).unwrap_err().name, name);
+        }
+    }
+
+    #[test]
+    fn ip_networks_match_mapped_addresses() {
+        let net = IpNet::parse("127.0.0.0/8").unwrap();
+        assert!(net.contains("::ffff:127.0.0.1".parse().unwrap()));
+        assert!(
+            IpNet::parse("0.0.0.0/0")
+                .unwrap()
+                .contains("8.8.8.8".parse().unwrap())
+        );
+        assert!(IpNet::parse("not-an-ip").is_none());
     }
 
     #[test]

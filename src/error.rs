@@ -3,13 +3,13 @@
 
 use axum::{
     extract::Request,
-    http::StatusCode,
+    http::{HeaderValue, StatusCode, header},
     middleware::Next,
     response::{IntoResponse, Response},
 };
 use leptos::prelude::*;
 
-use crate::ui::{self, Lang, PageOptions, Text};
+use crate::ui::{self, Lang, PageOptions, Text, fill};
 
 /// What can go wrong while answering a request.
 #[derive(Debug, thiserror::Error)]
@@ -23,6 +23,12 @@ pub enum AppError {
     /// 404.
     #[error("not found")]
     NotFound,
+    /// 429: a limit was hit; the person may try again after this many seconds.
+    #[error("too many requests")]
+    TooMany {
+        /// Seconds until a retry can succeed.
+        retry_after: i64,
+    },
     /// 503: WeChat (or another upstream) failed; the cause is logged, not shown.
     #[error("upstream unavailable: {0}")]
     Unavailable(String),
@@ -49,6 +55,8 @@ impl From<tower_sessions::session::Error> for AppError {
 struct ErrorPage {
     message: fn(&Text) -> &'static str,
     detail: Option<String>,
+    /// Fills the message's `{}`: minutes until a retry.
+    minutes: Option<i64>,
 }
 
 impl IntoResponse for AppError {
@@ -57,6 +65,7 @@ impl IntoResponse for AppError {
             AppError::BadRequest(_) => (StatusCode::BAD_REQUEST, |t| t.error_bad_request),
             AppError::Forbidden => (StatusCode::FORBIDDEN, |t| t.error_forbidden),
             AppError::NotFound => (StatusCode::NOT_FOUND, |t| t.error_not_found),
+            AppError::TooMany { .. } => (StatusCode::TOO_MANY_REQUESTS, |t| t.error_too_many),
             AppError::Unavailable(cause) => {
                 tracing::warn!(%cause, "upstream unavailable");
                 (StatusCode::SERVICE_UNAVAILABLE, |t| t.error_unavailable)
@@ -66,14 +75,22 @@ impl IntoResponse for AppError {
                 (StatusCode::INTERNAL_SERVER_ERROR, |t| t.error_internal)
             }
         };
-        let detail = match self {
-            AppError::BadRequest(detail) => Some(detail),
-            _ => None,
+        let (detail, minutes) = match self {
+            AppError::BadRequest(detail) => (Some(detail), None),
+            AppError::TooMany { retry_after } => (None, Some((retry_after + 59) / 60)),
+            _ => (None, None),
         };
         let mut response = status.into_response();
-        response
-            .extensions_mut()
-            .insert(ErrorPage { message, detail });
+        if let Some(minutes) = minutes
+            && let Ok(value) = HeaderValue::from_str(&(minutes * 60).to_string())
+        {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
+        }
+        response.extensions_mut().insert(ErrorPage {
+            message,
+            detail,
+            minutes,
+        });
         response
     }
 }
@@ -87,15 +104,22 @@ pub async fn render_error_pages(lang: Lang, request: Request, next: Next) -> Res
     let t = lang.text();
     let body = view! {
         <h1>{t.error_title}</h1>
-        <p class="error">{(error.message)(t)}</p>
+        <p class="error">{fill((error.message)(t), &[&error.minutes.unwrap_or(1)])}</p>
         {error.detail.map(|d| view! { <p class="muted">{d}</p> })}
         <p><a href="/">{t.back_home}</a></p>
     };
-    (
+    let mut page = (
         response.status(),
         ui::page(lang, t.error_title, PageOptions::default(), body),
     )
-        .into_response()
+        .into_response();
+    // Keep what the error set (Retry-After, cookies), but describe the new body.
+    for (name, value) in response.headers() {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            page.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    page
 }
 
 /// The answer for any path no route knows.

@@ -29,8 +29,12 @@ async fn home(
                 <h1>{t.home_title}</h1>
                 <p id="whoami" class="whoami">{fill(t.logged_in_as, &[&mask_phone(&user.phone)])}</p>
                 <form id="logout" method="post" action="/logout">
-                    {csrf_field(csrf)}
+                    {csrf_field(csrf.clone())}
                     <button type="submit" class="secondary">{t.logout}</button>
+                </form>
+                <form id="logout-everywhere" method="post" action="/logout/everywhere">
+                    {csrf_field(csrf)}
+                    <button type="submit" class="link">{t.logout_everywhere}</button>
                 </form>
             }
             .into_any()

@@ -3,6 +3,7 @@
 //! [`Application::build`] turns [`config::Settings`] into a bound, migrated, ready server; `main`
 //! and the integration tests both use it. [`app`] is the router alone.
 
+pub mod admin;
 pub mod binding;
 pub mod client_info;
 pub mod config;
@@ -10,6 +11,7 @@ pub mod db;
 pub mod error;
 pub mod home;
 pub mod login;
+pub mod metrics;
 pub mod sandbox;
 pub mod session;
 pub mod state;
@@ -22,20 +24,24 @@ use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 use anyhow::Context;
 use axum::{
     Router,
-    extract::State,
+    extract::{DefaultBodyLimit, State},
     http::{HeaderValue, StatusCode, header},
     middleware,
     response::IntoResponse,
     routing::get,
 };
 use tokio::net::TcpListener;
-use tower_http::{set_header::SetResponseHeaderLayer, trace::TraceLayer};
+use tower_http::{
+    request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer},
+    set_header::SetResponseHeaderLayer,
+    timeout::TimeoutLayer,
+    trace::TraceLayer,
+};
 use tower_sessions::{Expiry, SessionManagerLayer, cookie::SameSite};
 use tower_sessions_sqlx_store::SqliteStore;
 use url::Url;
 
 use crate::{
-    binding::sms::ConsoleSms,
     config::{Mode, Settings, TokenEndpoint},
     login::hub::Hub,
     sandbox::Sandbox,
@@ -103,18 +109,18 @@ impl Application {
         let sandbox = (settings.mode == Mode::Sandbox)
             .then(|| self_url.join("wechat/callback").map(Sandbox::new))
             .transpose()?;
-        let sms = Arc::new(ConsoleSms {
-            sandbox_inbox: sandbox.is_some().then(|| db.clone()),
-        });
+        let sms = binding::sms::sender(&settings.sms, sandbox.is_some().then(|| db.clone()));
         let state = AppState {
             settings: Arc::new(settings),
             public_url,
             db,
             wechat: Arc::new(wechat),
             hub: Hub::default(),
+            login_feed: admin::live::LoginFeed::default(),
             sms,
             code_key: Arc::new(code_key),
             sandbox,
+            metrics: Arc::default(),
         };
         let router = app(state.clone(), sessions);
         Ok(Application {
@@ -134,14 +140,29 @@ impl Application {
         &self.state
     }
 
-    /// Serves until `shutdown` completes, then ends the event streams (browsers reconnect to
-    /// the next server) and lets running requests finish.
+    /// Serves until `shutdown` completes, then stops accepting, ends the event streams
+    /// (browsers reconnect to the next server) and lets running requests finish, for at most
+    /// the configured grace period. Serves `/metrics` on its own address when configured.
     pub async fn run_until_stopped(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
+        if let Some(addr) = self.state.settings.ops.metrics_addr {
+            let listener = TcpListener::bind(addr).await?;
+            tracing::info!(%addr, "metrics served");
+            let metrics = Router::new()
+                .route("/metrics", get(metrics_page))
+                .with_state(self.state.clone());
+            tokio::spawn(async move {
+                if let Err(e) = axum::serve(listener, metrics).await {
+                    tracing::error!(error = %e, "metrics server stopped");
+                }
+            });
+        }
         let hub = self.state.hub.clone();
-        axum::serve(
+        let grace = Duration::from_secs(self.state.settings.ops.shutdown_grace_seconds);
+        let (stopping_tx, mut stopping) = tokio::sync::watch::channel(false);
+        let server = axum::serve(
             self.listener,
             self.router
                 .into_make_service_with_connect_info::<SocketAddr>(),
@@ -149,8 +170,21 @@ impl Application {
         .with_graceful_shutdown(async move {
             shutdown.await;
             hub.shut_down();
-        })
-        .await
+            let _ = stopping_tx.send(true);
+        });
+        tokio::select! {
+            served = server => served,
+            _ = async {
+                let _ = stopping.wait_for(|s| *s).await;
+                tokio::time::sleep(grace).await;
+            } => {
+                tracing::warn!(
+                    seconds = grace.as_secs(),
+                    "requests still running after the grace period; stopping anyway"
+                );
+                Ok(())
+            }
+        }
     }
 }
 
@@ -169,16 +203,28 @@ pub fn app(state: AppState, sessions: SqliteStore) -> Router {
         .merge(home::router())
         .merge(login::router())
         .merge(binding::router())
+        .merge(admin::router(&state))
         .route("/healthz", get(healthz))
         .route("/style.css", get(stylesheet))
         .route("/app.js", get(script));
     if state.sandbox.is_some() {
         router = router.merge(sandbox::router());
     }
+    let hsts = settings.is_https().then(|| {
+        SetResponseHeaderLayer::if_not_present(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000; includeSubDomains"),
+        )
+    });
     router
         .fallback(error::not_found)
         .layer(middleware::from_fn(error::render_error_pages))
         .layer(session_layer)
+        // Forms and callbacks are small; nothing here needs more than 64 KiB.
+        .layer(DefaultBodyLimit::max(64 * 1024))
+        // Bounds the time to a response's head; event streams then run on their own clock.
+        .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, Duration::from_secs(15)))
+        .layer(tower::util::option_layer(hsts))
         .layer(SetResponseHeaderLayer::if_not_present(
             header::CONTENT_SECURITY_POLICY,
             HeaderValue::from_static(
@@ -194,8 +240,40 @@ pub fn app(state: AppState, sessions: SqliteStore) -> Router {
             header::REFERRER_POLICY,
             HeaderValue::from_static("same-origin"),
         ))
-        .layer(TraceLayer::new_for_http())
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<_>| {
+                let id = request
+                    .headers()
+                    .get("x-request-id")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("-");
+                // The path only: query strings may carry signatures and tickets.
+                tracing::info_span!("request", id, method = %request.method(), path = request.uri().path())
+            }),
+        )
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(SetRequestIdLayer::x_request_id(RandomRequestId))
         .with_state(state)
+}
+
+/// Request ids: 64 random bits, hex.
+#[derive(Clone, Copy)]
+struct RandomRequestId;
+
+impl MakeRequestId for RandomRequestId {
+    fn make_request_id<B>(&mut self, _: &axum::http::Request<B>) -> Option<RequestId> {
+        HeaderValue::from_str(&db::random_hex(8))
+            .ok()
+            .map(RequestId::new)
+    }
+}
+
+/// `GET /metrics` (on the metrics address only).
+async fn metrics_page(State(state): State<AppState>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(state.wechat.token_fetches()),
+    )
 }
 
 /// `GET /healthz`: the process answers and the database too.

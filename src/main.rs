@@ -1,4 +1,5 @@
-//! The `wxlogin` command: `wxlogin` (or `wxlogin serve`) runs the server.
+//! The `wxlogin` command: `wxlogin` (or `wxlogin serve`) runs the server; `wxlogin admin
+//! grant|revoke|list` manages administrators; `wxlogin backup FILE` copies the live database.
 
 use clap::{Parser, Subcommand};
 use tracing_subscriber::{EnvFilter, fmt, prelude::*};
@@ -19,6 +20,16 @@ struct Cli {
 enum Command {
     /// Run the web server (the default).
     Serve,
+    /// Manage administrators: grant, revoke, list (works while the server runs).
+    Admin {
+        #[command(subcommand)]
+        command: wxlogin::admin::cli::AdminCommand,
+    },
+    /// Write a consistent copy of the live database to FILE (safe while the server runs).
+    Backup {
+        /// Where to write the copy; must not exist yet.
+        file: std::path::PathBuf,
+    },
 }
 
 #[tokio::main]
@@ -34,10 +45,34 @@ async fn main() -> anyhow::Result<()> {
     };
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(settings).await,
+        Command::Admin { command } => {
+            let mut out = std::io::stdout();
+            if let Err(e) =
+                wxlogin::admin::cli::run(&settings.database_url, command, &mut out).await
+            {
+                eprintln!("wxlogin admin: {e:#}");
+                std::process::exit(1);
+            }
+            Ok(())
+        }
+        Command::Backup { file } => {
+            let db = wxlogin::db::connect(&settings.database_url).await?;
+            match wxlogin::db::backup(&db, &file).await {
+                Ok(bytes) => {
+                    println!("wrote {} ({bytes} bytes)", file.display());
+                    Ok(())
+                }
+                Err(e) => {
+                    eprintln!("wxlogin backup: {e:#}");
+                    std::process::exit(1);
+                }
+            }
+        }
     }
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {
+    raise_fd_limit();
     let mode = settings.mode;
     let app = Application::build(settings).await?;
     let state = app.state();
@@ -56,6 +91,16 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     app.run_until_stopped(shutdown_signal()).await?;
     tracing::info!("wxlogin stopped");
     Ok(())
+}
+
+/// Raises the soft open-file limit to the hard one: every waiting browser holds a socket, and
+/// the common default soft limit of 1,024 would refuse connections long before memory or CPU
+/// run out.
+fn raise_fd_limit() {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => tracing::debug!(limit, "open-file limit"),
+        Err(e) => tracing::warn!(error = %e, "could not raise the open-file limit"),
+    }
 }
 
 fn init_tracing() {

@@ -9,6 +9,7 @@ use crate::{db::random_hex, error::AppError};
 
 const BROWSER_KEY: &str = "browser_key";
 const USER_ID: &str = "user_id";
+const EPOCH: &str = "session_epoch";
 const NEXT: &str = "next";
 const CSRF: &str = "csrf";
 
@@ -43,17 +44,22 @@ impl WebSession {
         Ok(self.0.get(BROWSER_KEY).await?)
     }
 
-    /// The logged-in user's id.
-    pub async fn user_id(&self) -> Result<Option<i64>, AppError> {
-        Ok(self.0.get(USER_ID).await?)
+    /// The logged-in user's id and the session epoch they logged in at.
+    pub async fn user(&self) -> Result<Option<(i64, i64)>, AppError> {
+        let Some(id) = self.0.get::<i64>(USER_ID).await? else {
+            return Ok(None);
+        };
+        Ok(Some((id, self.0.get::<i64>(EPOCH).await?.unwrap_or(0))))
     }
 
-    /// Logs `user_id` in. The session id changes so an id planted before login is worthless.
-    pub async fn log_in(&self, user_id: i64) -> Result<(), AppError> {
+    /// Logs `user_id` in at their current session `epoch`. The session id changes so an id
+    /// planted before login is worthless.
+    pub async fn log_in(&self, user_id: i64, epoch: i64) -> Result<(), AppError> {
         self.0.cycle_id().await?;
         // A fresh CSRF token too: one seen before login is worth nothing after it.
         self.0.remove_value(CSRF).await?;
         self.0.insert(USER_ID, user_id).await?;
+        self.0.insert(EPOCH, epoch).await?;
         Ok(())
     }
 

@@ -7,7 +7,7 @@ use sqlx::SqlitePool;
 use url::Url;
 
 use crate::{
-    binding::sms::SmsSender, config::Settings, login::hub::Hub, sandbox::Sandbox,
+    binding::sms::SmsSender, config::Settings, login::hub::Hub, metrics::Metrics, sandbox::Sandbox,
     wechat::client::WechatClient,
 };
 
@@ -24,12 +24,16 @@ pub struct AppState {
     pub wechat: Arc<WechatClient>,
     /// Pushes scene changes to waiting browsers.
     pub hub: Hub,
+    /// Tells the admin dashboards that a login event was recorded.
+    pub login_feed: crate::admin::live::LoginFeed,
     /// Sends SMS codes.
     pub sms: Arc<dyn SmsSender>,
     /// Key for the keyed hash of SMS codes.
     pub code_key: Arc<[u8; 32]>,
     /// The built-in WeChat stand-in, in sandbox mode only.
     pub sandbox: Option<Arc<Sandbox>>,
+    /// Counters for `/metrics`.
+    pub metrics: Arc<Metrics>,
 }
 
 impl AppState {

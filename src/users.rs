@@ -26,10 +26,12 @@ pub struct User {
     pub bound_at: Option<i64>,
     /// Last completed login.
     pub last_login_at: Option<i64>,
+    /// Sessions logged in at an older epoch are over ("log out everywhere").
+    pub session_epoch: i64,
 }
 
-const COLUMNS: &str =
-    "id, phone, openid, unionid, is_admin, disabled, created_at, bound_at, last_login_at";
+const COLUMNS: &str = "id, phone, openid, unionid, is_admin, disabled, created_at, bound_at, \
+                       last_login_at, session_epoch";
 
 /// The user with this id.
 pub async fn by_id(db: &SqlitePool, id: i64) -> sqlx::Result<Option<User>> {
@@ -51,7 +53,7 @@ pub async fn by_openid(
 }
 
 /// The logged-in user of this request, if any. A session whose user has since been disabled,
-/// unbound or deleted ends here, at its next request.
+/// unbound, deleted or logged out everywhere ends here, at its next request.
 pub struct CurrentUser(pub Option<User>);
 
 impl FromRequestParts<AppState> for CurrentUser {
@@ -59,15 +61,28 @@ impl FromRequestParts<AppState> for CurrentUser {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
         let session = WebSession::from_request_parts(parts, state).await?;
-        let Some(id) = session.user_id().await? else {
+        let Some((id, epoch)) = session.user().await? else {
             return Ok(CurrentUser(None));
         };
         match by_id(&state.db, id).await? {
-            Some(user) if !user.disabled && user.openid.is_some() => Ok(CurrentUser(Some(user))),
+            Some(user)
+                if !user.disabled && user.openid.is_some() && user.session_epoch == epoch =>
+            {
+                Ok(CurrentUser(Some(user)))
+            }
             _ => {
                 session.log_out().await?;
                 Ok(CurrentUser(None))
             }
         }
     }
+}
+
+/// Ends every session of a user at its next request.
+pub async fn log_out_everywhere(db: &SqlitePool, id: i64) -> sqlx::Result<()> {
+    sqlx::query("UPDATE users SET session_epoch = session_epoch + 1 WHERE id = ?")
+        .bind(id)
+        .execute(db)
+        .await?;
+    Ok(())
 }

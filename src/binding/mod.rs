@@ -2,9 +2,11 @@
 //! and their WeChat is linked to the user with that number (made if needed).
 //!
 //! Only the browser whose scan needs it may bind, and only while its QR code lives. Codes are
-//! 6 digits from the OS CSPRNG, valid 5 minutes, dead after 5 wrong tries, resent no sooner
-//! than 60 s, and stored only as a keyed hash.
+//! 6 digits from the OS CSPRNG, valid 5 minutes, and stored only as a keyed hash. The limits
+//! ([`sms::SmsLimits`], all configurable) are: dead after 5 wrong tries, resent no sooner than
+//! 60 s, at most 5 per phone per hour and 10 per day, at most 20 per client IP per hour.
 
+pub mod limits;
 pub mod phone;
 pub mod sms;
 
@@ -24,6 +26,7 @@ use sqlx::SqlitePool;
 use subtle::ConstantTimeEq;
 
 use crate::{
+    client_info::ClientInfo,
     db::now,
     error::AppResult,
     login::scene::{self, Scene, SceneState, Status},
@@ -35,10 +38,6 @@ use phone::Phone;
 
 /// How long a code is valid.
 pub const CODE_TTL_SECONDS: i64 = 300;
-/// Wrong entries after which a code is dead.
-pub const MAX_ATTEMPTS: i64 = 5;
-/// Minimum time between two codes for one login or one phone.
-pub const RESEND_SECONDS: i64 = 60;
 
 const BIND_PHONE: &str = "bind_phone";
 
@@ -52,8 +51,8 @@ pub fn router() -> Router<AppState> {
 
 /// Where a request to `/bind` stands.
 enum Access {
-    /// Binding may go on for this scene.
-    Allowed(Scene),
+    /// Binding may go on for this scene (boxed: a scene is large).
+    Allowed(Box<Scene>),
     /// Go elsewhere instead.
     Elsewhere(&'static str),
 }
@@ -68,7 +67,7 @@ async fn access(state: &AppState, session: &WebSession) -> AppResult<Access> {
         return Ok(Access::Elsewhere("/login"));
     };
     Ok(match scene.status(now()) {
-        Status::NeedsBind => Access::Allowed(scene),
+        Status::NeedsBind => Access::Allowed(Box::new(scene)),
         Status::Authorized => Access::Elsewhere("/login/complete"),
         _ => Access::Elsewhere("/login"),
     })
@@ -100,7 +99,7 @@ async fn bind_page(
         .and_then(|p| Phone::parse(&p))
     {
         Some(phone) => {
-            let wait = resend_wait(&state.db, &scene.scene, &phone).await?;
+            let wait = resend_wait(&state, &scene.scene, &phone).await?;
             BindForm::Code {
                 phone,
                 wait,
@@ -121,12 +120,13 @@ struct SendCodeForm {
     phone: String,
 }
 
-/// `POST /bind/code`: sends a code to the phone.
+/// `POST /bind/code`: sends a code to the phone, within the limits.
 async fn send_code(
     State(state): State<AppState>,
     lang: Lang,
     session: WebSession,
     session_store: tower_sessions::Session,
+    client: ClientInfo,
     Form(form): Form<SendCodeForm>,
 ) -> AppResult<Response> {
     session.check_csrf(&form.csrf).await?;
@@ -142,37 +142,63 @@ async fn send_code(
         };
         return render(lang, &session, form, StatusCode::BAD_REQUEST).await;
     };
-    let wait = resend_wait(&state.db, &scene.scene, &phone).await?;
-    if wait > 0 {
-        session_store.insert(BIND_PHONE, phone.national()).await?;
-        let error = Some(fill(t.resend_wait, &[&wait]));
-        return render(
-            lang,
-            &session,
-            BindForm::Code { phone, wait, error },
-            StatusCode::TOO_MANY_REQUESTS,
-        )
-        .await;
-    }
+    let limits = state.settings.sms.limits;
     let code = format!("{:06}", rand::rngs::OsRng.gen_range(0..1_000_000u32));
     let t_now = now();
-    sqlx::query(
-        "INSERT INTO sms_codes (scene, phone, code_hash, created_at, expires_at) VALUES (?, ?, ?, ?, ?)",
+    // Insert first, then check the limits in the same transaction: the insert takes SQLite's
+    // write lock, so parallel requests are checked one after the other and can't all slip in.
+    let mut tx = state.db.begin().await?;
+    let code_id: i64 = sqlx::query_scalar(
+        "INSERT INTO sms_codes (scene, phone, code_hash, created_at, expires_at, client_ip) \
+         VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
     )
     .bind(&scene.scene)
     .bind(phone.e164())
     .bind(code_hash(&state.code_key, &scene.scene, &phone, &code))
     .bind(t_now)
     .bind(t_now + CODE_TTL_SECONDS)
-    .execute(&state.db)
+    .bind(&client.ip)
+    .fetch_one(&mut *tx)
     .await?;
+    let blocked = limits::check(
+        &mut tx,
+        &limits,
+        &scene.scene,
+        &phone,
+        &client.ip,
+        t_now,
+        code_id,
+    )
+    .await?;
+    if let Some(blocked) = blocked {
+        tx.rollback().await?;
+        tracing::info!(phone = %phone, limit = ?blocked.limit, until = blocked.until, "SMS code refused by a limit");
+        return refuse_send(
+            &state,
+            lang,
+            &session,
+            &session_store,
+            &scene,
+            phone,
+            form.phone,
+            blocked,
+            t_now,
+        )
+        .await;
+    }
+    tx.commit().await?;
     if let Err(e) = state.sms.send(&phone, &code).await {
-        tracing::warn!(error = %e, "SMS code not sent");
+        // The gateway's own code goes to the log; the person only learns "try again".
+        tracing::warn!(
+            provider = e.provider(),
+            gateway_code = e.gateway_code().unwrap_or("-"),
+            phone = %phone,
+            error = %e,
+            "SMS code not sent"
+        );
         // The code was never delivered: don't let it hold up a retry.
-        sqlx::query("DELETE FROM sms_codes WHERE scene = ? AND created_at = ? AND phone = ?")
-            .bind(&scene.scene)
-            .bind(t_now)
-            .bind(phone.e164())
+        sqlx::query("DELETE FROM sms_codes WHERE id = ?")
+            .bind(code_id)
             .execute(&state.db)
             .await?;
         let form = BindForm::Phone {
@@ -185,6 +211,57 @@ async fn send_code(
     session_store.insert(BIND_PHONE, phone.national()).await?;
     // Post/redirect/get: reloading the page must not send another SMS.
     Ok(Redirect::to("/bind").into_response())
+}
+
+/// The answer to a send held back by a limit: 429 with `Retry-After`, saying when to try
+/// again. The resend cooldown shows the code step (a code is on its way); the hourly, daily and
+/// IP limits show the step the person was on, with the time they clear.
+#[allow(clippy::too_many_arguments)]
+async fn refuse_send(
+    state: &AppState,
+    lang: Lang,
+    session: &WebSession,
+    session_store: &tower_sessions::Session,
+    scene: &Scene,
+    phone: Phone,
+    typed: String,
+    blocked: limits::Blocked,
+    t_now: i64,
+) -> AppResult<Response> {
+    let t = lang.text();
+    let retry_after = (blocked.until - t_now).max(1);
+    let form = if blocked.limit == limits::Limit::Resend {
+        session_store.insert(BIND_PHONE, phone.national()).await?;
+        BindForm::Code {
+            error: Some(fill(t.resend_wait, &[&retry_after])),
+            wait: retry_after,
+            phone,
+        }
+    } else {
+        let message = limits::retry_message(lang, blocked, t_now);
+        let current = session_store
+            .get::<String>(BIND_PHONE)
+            .await?
+            .and_then(|p| Phone::parse(&p));
+        if current.as_ref() == Some(&phone) {
+            BindForm::Code {
+                wait: resend_wait(state, &scene.scene, &phone).await?,
+                error: Some(message),
+                phone,
+            }
+        } else {
+            BindForm::Phone {
+                value: typed,
+                error: Some(message),
+            }
+        }
+    };
+    let mut response = render(lang, session, form, StatusCode::TOO_MANY_REQUESTS).await?;
+    response.headers_mut().insert(
+        axum::http::header::RETRY_AFTER,
+        axum::http::HeaderValue::from(retry_after),
+    );
+    Ok(response)
 }
 
 #[derive(Debug, Deserialize)]
@@ -218,7 +295,7 @@ async fn verify_code(
         };
         return render(lang, &session, form, StatusCode::BAD_REQUEST).await;
     };
-    let wait = resend_wait(&state.db, &scene.scene, &phone).await?;
+    let wait = resend_wait(&state, &scene.scene, &phone).await?;
     let refuse = |message: String| BindForm::Code {
         phone: phone.clone(),
         wait,
@@ -234,7 +311,8 @@ async fn verify_code(
         )
         .await;
     }
-    let code_id = match check_code(&state, &scene, &phone, code).await? {
+    let max_attempts = state.settings.sms.limits.max_attempts;
+    let code_id = match check_code(&state, &scene, &phone, code, max_attempts).await? {
         CodeCheck::Right(code_id) => code_id,
         CodeCheck::Wrong { left } => {
             let message = if left > 0 {
@@ -436,6 +514,7 @@ async fn check_code(
     scene: &Scene,
     phone: &Phone,
     code: &str,
+    max_attempts: i64,
 ) -> AppResult<CodeCheck> {
     let row: Option<(i64, Vec<u8>, i64, bool, i64)> = sqlx::query_as(
         "SELECT id, code_hash, attempts, used, expires_at FROM sms_codes \
@@ -448,7 +527,7 @@ async fn check_code(
     let Some((id, stored, attempts, used, expires_at)) = row else {
         return Ok(CodeCheck::None);
     };
-    if used || attempts >= MAX_ATTEMPTS || now() >= expires_at {
+    if used || attempts >= max_attempts || now() >= expires_at {
         return Ok(CodeCheck::Dead);
     }
     let given = code_hash(&state.code_key, &scene.scene, phone, code);
@@ -460,12 +539,12 @@ async fn check_code(
         "UPDATE sms_codes SET attempts = attempts + 1 WHERE id = ? AND attempts < ? RETURNING attempts",
     )
     .bind(id)
-    .bind(MAX_ATTEMPTS)
+    .bind(max_attempts)
     .fetch_optional(&state.db)
     .await?;
     Ok(match attempts {
         Some(n) => CodeCheck::Wrong {
-            left: MAX_ATTEMPTS - n,
+            left: max_attempts - n,
         },
         None => CodeCheck::Dead,
     })
@@ -482,16 +561,9 @@ fn code_hash(key: &[u8; 32], scene: &str, phone: &Phone, code: &str) -> Vec<u8> 
 }
 
 /// Seconds until another code may be sent for this login or this phone.
-async fn resend_wait(db: &SqlitePool, scene: &str, phone: &Phone) -> sqlx::Result<i64> {
-    let last: Option<i64> =
-        sqlx::query_scalar("SELECT MAX(created_at) FROM sms_codes WHERE scene = ? OR phone = ?")
-            .bind(scene)
-            .bind(phone.e164())
-            .fetch_one(db)
-            .await?;
-    Ok(last
-        .map(|t| (t + RESEND_SECONDS - now()).max(0))
-        .unwrap_or(0))
+async fn resend_wait(state: &AppState, scene: &str, phone: &Phone) -> AppResult<i64> {
+    let mut conn = state.db.acquire().await?;
+    Ok(limits::resend_wait(&mut conn, &state.settings.sms.limits, scene, phone, now()).await?)
 }
 
 /// Which step of the form to show.

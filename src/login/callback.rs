@@ -21,6 +21,7 @@ use crate::{
     db::{now, random_hex},
     error::{AppError, AppResult},
     login::scene::{self, SceneState, Status},
+    metrics::Metrics,
     state::AppState,
     ui::{Lang, fill},
     users,
@@ -148,7 +149,9 @@ pub async fn receive(
         None | Some("raw") => (message::parse(body).map_err(xml_refused)?, false),
         Some(_) => return Err(AppError::BadRequest("unknown encrypt_type".into())),
     };
+    let started = std::time::Instant::now();
     let reply = handle(&state, &request, &incoming).await?;
+    state.metrics.observe_callback(started.elapsed());
     let Some(content) = reply.filter(|c| !c.is_empty()) else {
         // "success" (or an empty body) tells WeChat not to retry and to show nothing.
         return Ok((StatusCode::OK, "success").into_response());
@@ -241,6 +244,8 @@ pub async fn handle(
             event = incoming.kind.name(),
             "repeated delivery answered from record"
         );
+        remember_reply(&mut tx, request, reply.as_deref()).await?;
+        tx.commit().await?;
         return Ok(reply);
     }
 
@@ -248,7 +253,13 @@ pub async fn handle(
     let (reply, woken) = match &incoming.kind {
         Kind::Subscribe { scene: Some(scene) } | Kind::Scan { scene } => {
             set_following(&mut tx, openid, true).await?;
-            scan(&mut tx, scene, openid).await?
+            let first_follow = matches!(incoming.kind, Kind::Subscribe { .. });
+            Metrics::inc(if first_follow {
+                &state.metrics.scans_subscribe
+            } else {
+                &state.metrics.scans_scan
+            });
+            scan(&mut tx, scene, openid, &state.metrics).await?
         }
         Kind::Subscribe { scene: None } => {
             set_following(&mut tx, openid, true).await?;
@@ -277,6 +288,12 @@ pub async fn handle(
     }
     tracing::info!(event = incoming.kind.name(), "callback handled");
     Ok(reply)
+}
+
+/// `HH:MM` in China Standard Time (UTC+8, no daylight saving), the clock WeChat users read.
+fn beijing_time(unix: i64) -> String {
+    let minutes = (unix + 8 * 3600).rem_euclid(86_400) / 60;
+    format!("{:02}:{:02}", minutes / 60, minutes % 60)
 }
 
 async fn remember_reply(
@@ -318,6 +335,7 @@ async fn scan(
     conn: &mut SqliteConnection,
     scene_str: &str,
     openid: &str,
+    metrics: &Metrics,
 ) -> AppResult<(Option<String>, Option<String>)> {
     let Some(scene) = scene::by_scene(conn, scene_str).await? else {
         tracing::info!("scan of an unknown scene");
@@ -362,6 +380,11 @@ async fn scan(
         ),
     };
     scene::resolve(conn, &scene.scene, new_state, openid, user_id).await?;
+    Metrics::inc(match new_state {
+        SceneState::Rejected => &metrics.logins_disabled,
+        SceneState::NeedsBind => &metrics.logins_needs_bind,
+        _ => &metrics.logins_ok,
+    });
     sqlx::query(
         "INSERT INTO login_events (user_id, openid, outcome, client_ip, user_agent, at) \
          VALUES (?, ?, ?, ?, ?, ?)",
@@ -381,6 +404,7 @@ async fn scan(
         &[
             &describe_user_agent(scene.user_agent.as_deref().unwrap_or("")),
             &scene.client_ip.as_deref().unwrap_or("?"),
+            &beijing_time(t_now),
         ],
     );
     let reply = if outcome == "disabled" {

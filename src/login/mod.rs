@@ -18,14 +18,13 @@ use axum::{
     routing::{get, post},
 };
 use leptos::prelude::*;
-use qrcode::QrCode;
 use serde::Deserialize;
 
 use crate::{
     client_info::ClientInfo,
     config::Mode,
     db::now,
-    error::AppResult,
+    error::{AppError, AppResult},
     session::{SafePath, WebSession},
     state::AppState,
     ui::{self, Lang, PageOptions},
@@ -40,6 +39,7 @@ pub fn router() -> Router<AppState> {
         .route("/login/events", get(events))
         .route("/login/complete", get(complete))
         .route("/logout", post(logout))
+        .route("/logout/everywhere", post(logout_everywhere))
         .route(
             "/wechat/callback",
             get(callback::check)
@@ -128,15 +128,13 @@ fn qr_block_html(state: &AppState, scene: &Scene, lang: Lang) -> String {
 
 /// The QR code of `url` as inline SVG: one path of horizontal runs (a few KiB), scaled by CSS.
 pub fn qr_svg(url: &str) -> String {
-    let code = match QrCode::new(url.as_bytes()) {
+    let (width, colors) = match qr_modules(url) {
         Ok(code) => code,
         Err(e) => {
             tracing::error!(error = %e, "QR code could not be drawn");
             return String::new();
         }
     };
-    let width = code.width();
-    let colors = code.to_colors();
     // A 4-module quiet zone on every side, as scanners expect.
     let size = width + 8;
     let mut path = String::with_capacity(width * width);
@@ -163,6 +161,95 @@ pub fn qr_svg(url: &str) -> String {
     format!(
         r##"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {size} {size}" shape-rendering="crispEdges"><rect width="{size}" height="{size}" fill="#fff"/><path fill="#000" d="{path}"/></svg>"##
     )
+}
+
+/// The modules of `url`'s QR code, row by row: exactly what `QrCode::new` draws (level M, the
+/// same version, the mask with the lowest ISO 18004 penalty, first one on a tie), but the
+/// penalties are computed here. The crate's own scoring allocates a closure per module and took
+/// ~1 ms per code, half the CPU of a `/login` (wxlogin-bench, docs/benchmarks.md); this takes
+/// a few dozen µs.
+fn qr_modules(url: &str) -> qrcode::QrResult<(usize, Vec<qrcode::Color>)> {
+    use qrcode::{
+        EcLevel, bits,
+        canvas::{Canvas, MaskPattern},
+        ec,
+    };
+    // The order `Canvas::apply_best_mask` tries them in.
+    const MASKS: [MaskPattern; 8] = [
+        MaskPattern::Checkerboard,
+        MaskPattern::HorizontalLines,
+        MaskPattern::VerticalLines,
+        MaskPattern::DiagonalLines,
+        MaskPattern::LargeCheckerboard,
+        MaskPattern::Fields,
+        MaskPattern::Diamonds,
+        MaskPattern::Meadow,
+    ];
+    let bits = bits::encode_auto(url.as_bytes(), EcLevel::M)?;
+    let version = bits.version();
+    let (data, ecc) = ec::construct_codewords(&bits.into_bytes(), version, EcLevel::M)?;
+    let mut canvas = Canvas::new(version, EcLevel::M);
+    canvas.draw_all_functional_patterns();
+    canvas.draw_data(&data, &ecc);
+    let width = version.width() as usize;
+    let mut best: Option<(u32, Vec<qrcode::Color>)> = None;
+    for mask in MASKS {
+        let mut masked = canvas.clone();
+        masked.apply_mask(mask);
+        let colors = masked.into_colors();
+        let score = qr_penalty(&colors, width);
+        if best.as_ref().is_none_or(|(min, _)| score < *min) {
+            best = Some((score, colors));
+        }
+    }
+    Ok((width, best.map(|(_, c)| c).unwrap_or_default()))
+}
+
+/// The mask penalty of a masked QR code, scored as the `qrcode` crate scores it: runs of 5+
+/// same-coloured modules (N1), 2×2 blocks (N2), finder-like 1:1:3:1:1 patterns without 4 light
+/// modules on one side (N3), and the dark/light balance (N4).
+fn qr_penalty(colors: &[qrcode::Color], width: usize) -> u32 {
+    let w = width as isize;
+    let dark = |x: isize, y: isize| colors[(y * w + x) as usize] == qrcode::Color::Dark;
+    let mut score = 0u32;
+    for horizontal in [true, false] {
+        for i in 0..w {
+            let get = |j: isize| if horizontal { dark(j, i) } else { dark(i, j) };
+            let mut run = 1;
+            for j in 1..=w {
+                if j < w && get(j) == get(j - 1) {
+                    run += 1;
+                } else {
+                    if run >= 5 {
+                        score += run - 2;
+                    }
+                    run = 1;
+                }
+            }
+            const FINDER: [bool; 7] = [true, false, true, true, true, false, true];
+            for j in 0..w - 6 {
+                if (0..7).any(|k| get(j + k) != FINDER[k as usize]) {
+                    continue;
+                }
+                let any_dark =
+                    |r: std::ops::Range<isize>| r.filter(|k| (0..w).contains(k)).any(get);
+                if !any_dark(j - 4..j) || !any_dark(j + 7..j + 11) {
+                    score += 40;
+                }
+            }
+        }
+    }
+    for y in 0..w - 1 {
+        for x in 0..w - 1 {
+            let c = dark(x, y);
+            if dark(x + 1, y) == c && dark(x, y + 1) == c && dark(x + 1, y + 1) == c {
+                score += 3;
+            }
+        }
+    }
+    let dark_count = colors.iter().filter(|c| **c == qrcode::Color::Dark).count();
+    let ratio = (dark_count * 200 / colors.len()) as u32;
+    score + ratio.abs_diff(100)
 }
 
 /// The status line for a scene status.
@@ -220,6 +307,10 @@ async fn events(
     if scene::current(&state.db, &owner).await?.is_none() {
         return Ok(StatusCode::NO_CONTENT.into_response());
     }
+    state
+        .metrics
+        .sse_open
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let watch = Watch {
         subscription: state.hub.subscribe(&owner),
         state,
@@ -251,6 +342,15 @@ struct Watch {
     refreshes: u32,
     queue: VecDeque<Event>,
     done: bool,
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        self.state
+            .metrics
+            .sse_open
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 impl Watch {
@@ -291,10 +391,15 @@ impl Watch {
                 Status::NeedsBind => self.push_end("redirect", "/bind".into()),
                 Status::Expired if self.refreshes < MAX_AUTO_REFRESH => {
                     self.refreshes += 1;
-                    let fresh =
-                        scene::create(&self.state, &self.owner, self.lang, &self.client).await?;
-                    self.push("qr", qr_block_html(&self.state, &fresh, self.lang));
-                    // The next step sees the fresh scene and sends its status.
+                    match scene::create(&self.state, &self.owner, self.lang, &self.client).await {
+                        // The next step sees the fresh scene and sends its status.
+                        Ok(fresh) => self.push("qr", qr_block_html(&self.state, &fresh, self.lang)),
+                        // Capped or WeChat unavailable: offer the button instead of retrying.
+                        Err(AppError::TooMany { .. } | AppError::Unavailable(_)) => {
+                            self.push_end("idle", status_html(status, self.lang))
+                        }
+                        Err(e) => return Err(e),
+                    }
                 }
                 Status::Expired => self.push_end("idle", status_html(status, self.lang)),
             }
@@ -336,9 +441,9 @@ async fn complete(State(state): State<AppState>, session: WebSession) -> AppResu
         return Ok(Redirect::to("/login").into_response());
     };
     match scene::consume(&state.db, &owner).await? {
-        Some(user_id) => {
+        Some((user_id, epoch)) => {
             let next = session.take_next().await?;
-            session.log_in(user_id).await?;
+            session.log_in(user_id, epoch).await?;
             tracing::info!(user_id, "logged in");
             Ok(Redirect::to(next.as_str()).into_response())
         }
@@ -358,4 +463,41 @@ async fn logout(session: WebSession, Form(form): Form<CsrfForm>) -> AppResult<Re
     session.check_csrf(&form.csrf).await?;
     session.log_out().await?;
     Ok(Redirect::to("/"))
+}
+
+/// `POST /logout/everywhere`: ends every session of this person, on every device.
+async fn logout_everywhere(
+    State(state): State<AppState>,
+    session: WebSession,
+    CurrentUser(user): CurrentUser,
+    Form(form): Form<CsrfForm>,
+) -> AppResult<Redirect> {
+    session.check_csrf(&form.csrf).await?;
+    if let Some(user) = user {
+        crate::users::log_out_everywhere(&state.db, user.id).await?;
+        tracing::info!(user_id = user.id, "logged out everywhere");
+    }
+    session.log_out().await?;
+    Ok(Redirect::to("/"))
+}
+
+#[cfg(test)]
+mod qr_tests {
+    use super::qr_modules;
+
+    #[test]
+    fn qr_modules_draw_what_the_qrcode_crate_draws() {
+        // Every version a login URL can need, and many masks chosen.
+        for len in (1..=200).step_by(3) {
+            let url: String = (0..len)
+                .map(|i| {
+                    char::from(b"abcdefghijklmnopqrstuvwxyz0123456789/:._-"[(i * 7 + len) % 41])
+                })
+                .collect();
+            let ours = qr_modules(&url).unwrap();
+            let theirs = qrcode::QrCode::new(url.as_bytes()).unwrap();
+            assert_eq!(ours.0, theirs.width(), "width for {url}");
+            assert_eq!(ours.1, theirs.to_colors(), "modules for {url}");
+        }
+    }
 }

@@ -11,6 +11,7 @@ use crate::{
     client_info::ClientInfo,
     db::{now, random_hex},
     error::{AppError, AppResult},
+    metrics::Metrics,
     state::AppState,
     ui::Lang,
 };
@@ -142,10 +143,11 @@ pub async fn live_or_new(
     lang: Lang,
     client: &ClientInfo,
 ) -> AppResult<Scene> {
-    if let Some(scene) = current(&state.db, owner).await? {
-        if scene.status(now()) == Status::Waiting && scene.expires_at - now() >= REUSE_MIN_SECONDS {
-            return Ok(scene);
-        }
+    if let Some(scene) = current(&state.db, owner).await?
+        && scene.status(now()) == Status::Waiting
+        && scene.expires_at - now() >= REUSE_MIN_SECONDS
+    {
+        return Ok(scene);
     }
     create(state, owner, lang, client).await
 }
@@ -157,6 +159,21 @@ pub async fn create(
     lang: Lang,
     client: &ClientInfo,
 ) -> AppResult<Scene> {
+    // Each code spends one of the account's 100,000 creations a day: a bot reloading the page
+    // from one address must not burn them.
+    let window_start = now() - 3600;
+    let (recent, oldest): (i64, Option<i64>) = sqlx::query_as(
+        "SELECT COUNT(*), MIN(created_at) FROM login_scenes WHERE client_ip = ? AND created_at > ?",
+    )
+    .bind(&client.ip)
+    .bind(window_start)
+    .fetch_one(&state.db)
+    .await?;
+    if recent >= i64::from(state.settings.ops.qr_per_ip_per_hour) {
+        tracing::warn!(ip = %client.ip, recent, "new QR codes per IP capped");
+        let retry_after = oldest.map(|t| t - window_start).unwrap_or(3600).max(1);
+        return Err(AppError::TooMany { retry_after });
+    }
     // 20 random bytes: 160 bits, 40 hex characters (WeChat allows scene_str up to 64).
     let scene = random_hex(20);
     let qr = state
@@ -164,9 +181,11 @@ pub async fn create(
         .create_qr(&scene, state.settings.qr_expire_seconds)
         .await
         .map_err(|e| {
+            Metrics::inc(&state.metrics.wechat_errors);
             tracing::warn!(errcode = ?e.errcode(), error = %e, "could not create a login QR code");
             AppError::Unavailable(e.to_string())
         })?;
+    Metrics::inc(&state.metrics.qr_created);
     let created_at = now();
     let lifetime = i64::from(qr.expire_seconds.min(state.settings.qr_expire_seconds));
     let row = Scene {
@@ -235,8 +254,8 @@ pub async fn resolve(
 }
 
 /// Redeems the browser's authorized scene: exactly once, and only by its owner. Returns the
-/// user to log in.
-pub async fn consume(db: &SqlitePool, owner: &str) -> sqlx::Result<Option<i64>> {
+/// user to log in and their session epoch.
+pub async fn consume(db: &SqlitePool, owner: &str) -> sqlx::Result<Option<(i64, i64)>> {
     let t = now();
     let user: Option<Option<i64>> = sqlx::query_scalar(
         "UPDATE login_scenes SET state = 'consumed', updated_at = ?1 \
@@ -251,12 +270,14 @@ pub async fn consume(db: &SqlitePool, owner: &str) -> sqlx::Result<Option<i64>> 
     let Some(Some(user_id)) = user else {
         return Ok(None);
     };
-    sqlx::query("UPDATE users SET last_login_at = ? WHERE id = ?")
-        .bind(t)
-        .bind(user_id)
-        .execute(db)
-        .await?;
-    Ok(Some(user_id))
+    let epoch: i64 = sqlx::query_scalar(
+        "UPDATE users SET last_login_at = ? WHERE id = ? RETURNING session_epoch",
+    )
+    .bind(t)
+    .bind(user_id)
+    .fetch_one(db)
+    .await?;
+    Ok(Some((user_id, epoch)))
 }
 
 #[cfg(test)]

@@ -46,14 +46,13 @@ pub(super) async fn faults(State(state): State<AppState>, Json(plan): Json<Fault
     let Some(sandbox) = &state.sandbox else {
         return StatusCode::NOT_FOUND.into_response();
     };
-    if plan.expire_tokens {
-        if let Err(e) = sqlx::query("UPDATE sandbox_tokens SET expires_at = ?")
+    if plan.expire_tokens
+        && let Err(e) = sqlx::query("UPDATE sandbox_tokens SET expires_at = ?")
             .bind(now() - 1)
             .execute(&state.db)
             .await
-        {
-            return db_fault(e);
-        }
+    {
+        return db_fault(e);
     }
     *sandbox.faults.lock().expect("faults lock") = plan.clone();
     Json(plan).into_response()

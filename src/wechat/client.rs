@@ -222,10 +222,11 @@ impl WechatClient {
         if cache.is_none() && !force {
             *cache = self.load_stored(now).await;
         }
-        if let Some(cached) = cache.as_ref() {
-            if !force && now < cached.refresh_at {
-                return Ok(cached.token.clone());
-            }
+        if let Some(cached) = cache.as_ref()
+            && !force
+            && now < cached.refresh_at
+        {
+            return Ok(cached.token.clone());
         }
         let force = force && self.may_force().await;
         let answer = with_backoff(|| self.fetch_token(force)).await;
@@ -399,13 +400,13 @@ async fn decode<T: DeserializeOwned>(
         .await
         .map_err(|e| ApiError::Transport(e.without_url().to_string()))?;
     // WeChat answers errors with HTTP 200 and an errcode; success sometimes has errcode 0.
-    if let Ok(err) = serde_json::from_slice::<ErrorAnswer>(&bytes) {
-        if err.errcode != 0 {
-            return Err(ApiError::Api {
-                errcode: err.errcode,
-                errmsg: err.errmsg,
-            });
-        }
+    if let Ok(err) = serde_json::from_slice::<ErrorAnswer>(&bytes)
+        && err.errcode != 0
+    {
+        return Err(ApiError::Api {
+            errcode: err.errcode,
+            errmsg: err.errmsg,
+        });
     }
     serde_json::from_slice(&bytes).map_err(|e| ApiError::Decode(e.to_string()))
 }

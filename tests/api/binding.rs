@@ -1,6 +1,6 @@
 //! `/bind`: who may bind, the linking rules, SMS code expiry, attempts and resend limits.
 
-use crate::helpers::{TestApp, location, spawn_app};
+use crate::helpers::{TestApp, location, spawn_app, spawn_app_with};
 
 /// A browser whose first scan (as `openid`) needs binding; returns it with its CSRF token.
 async fn needs_binding(app: &TestApp, openid: &str) -> (reqwest::Client, String) {
@@ -319,4 +319,308 @@ async fn after_the_qr_code_dies_the_person_is_sent_back_to_login() {
         location(&send_code(&app, &browser, &csrf, "13900000009").await),
         "/login"
     );
+}
+
+#[tokio::test]
+async fn a_person_who_leaves_can_come_back_within_the_qr_lifetime_and_finish() {
+    let app = spawn_app().await;
+    let (browser, csrf) = needs_binding(&app, "o_back").await;
+    send_code(&app, &browser, &csrf, "13900000010").await;
+    let code = app.sms_code("13900000010").await.unwrap();
+
+    // They wander off; opening the login page again brings them back to the form they left.
+    let login = browser.get(app.url("/login")).send().await.unwrap();
+    assert_eq!(location(&login), "/bind");
+    let form = browser
+        .get(app.url("/bind"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(form.contains("139****0010"), "still at the code step");
+
+    assert_eq!(
+        location(&verify(&app, &browser, &csrf, &code).await),
+        "/login/complete"
+    );
+    assert_eq!(
+        location(
+            &browser
+                .get(app.url("/login/complete"))
+                .send()
+                .await
+                .unwrap()
+        ),
+        "/"
+    );
+    assert_eq!(
+        user_row(&app, "+8613900000010").await.unwrap().1.as_deref(),
+        Some("o_back")
+    );
+}
+
+#[tokio::test]
+async fn a_person_who_comes_back_after_the_qr_died_is_sent_to_login_and_nothing_binds() {
+    let app = spawn_app().await;
+    let (browser, csrf) = needs_binding(&app, "o_late").await;
+    send_code(&app, &browser, &csrf, "13900000011").await;
+    let code = app.sms_code("13900000011").await.unwrap();
+    sqlx::query("UPDATE login_scenes SET expires_at = 1")
+        .execute(&app.state.db)
+        .await
+        .unwrap();
+
+    assert_eq!(
+        location(&verify(&app, &browser, &csrf, &code).await),
+        "/login"
+    );
+    let login = browser.get(app.url("/login")).send().await.unwrap();
+    assert_eq!(login.status(), 200, "a fresh login page, not /bind");
+    assert_eq!(app.count("users").await, 0);
+}
+
+/// Moves every code `seconds` into the past.
+async fn age_codes(app: &TestApp, seconds: i64) {
+    sqlx::query("UPDATE sms_codes SET created_at = created_at - ?")
+        .bind(seconds)
+        .execute(&app.state.db)
+        .await
+        .unwrap();
+}
+
+/// Puts a code row in place as if sent `ago` seconds ago to `phone` from `ip`.
+async fn past_code(app: &TestApp, phone: &str, ip: &str, ago: i64) {
+    sqlx::query(
+        "INSERT INTO sms_codes (scene, phone, code_hash, created_at, expires_at, client_ip) \
+         VALUES ('old-scene', ?, x'00', strftime('%s','now') - ?, strftime('%s','now') - ? + 300, ?)",
+    )
+    .bind(phone)
+    .bind(ago)
+    .bind(ago)
+    .bind(ip)
+    .execute(&app.state.db)
+    .await
+    .unwrap();
+}
+
+/// "HH:MM" in Beijing of `t`, rounded up to the minute, as the page shows it.
+fn china_clock(t: i64) -> String {
+    let t = (t + 59) / 60 * 60 + 8 * 3600;
+    format!("{:02}:{:02}", t / 3600 % 24, t / 60 % 60)
+}
+
+#[tokio::test]
+async fn the_resend_cooldown_is_configurable() {
+    let app = spawn_app_with(|s| s.sms.limits.resend_seconds = 5).await;
+    let (browser, csrf) = needs_binding(&app, "o_cool").await;
+    send_code(&app, &browser, &csrf, "13900000012").await;
+    let form = browser
+        .get(app.url("/bind"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        form.contains(r#"data-wait="5""#) || form.contains(r#"data-wait="4""#),
+        "the button counts down from the configured cooldown"
+    );
+
+    age_codes(&app, 3).await;
+    let early = send_code(&app, &browser, &csrf, "13900000012").await;
+    assert_eq!(early.status(), 429);
+    let retry_after: i64 = early.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=2).contains(&retry_after), "{retry_after}");
+    assert_eq!(app.count("sms_codes").await, 1);
+
+    age_codes(&app, 2).await;
+    assert_eq!(
+        location(&send_code(&app, &browser, &csrf, "13900000012").await),
+        "/bind"
+    );
+    assert_eq!(app.count("sms_codes").await, 2);
+}
+
+#[tokio::test]
+async fn at_most_five_codes_per_phone_per_hour() {
+    let app = spawn_app().await;
+    let (browser, csrf) = needs_binding(&app, "o_hourly").await;
+    for _ in 0..5 {
+        assert_eq!(
+            location(&send_code(&app, &browser, &csrf, "13900000013").await),
+            "/bind"
+        );
+        age_codes(&app, 61).await; // past the resend cooldown, still within the hour
+    }
+    let oldest: i64 = sqlx::query_scalar("SELECT MIN(created_at) FROM sms_codes")
+        .fetch_one(&app.state.db)
+        .await
+        .unwrap();
+
+    let sixth = send_code(&app, &browser, &csrf, "13900000013").await;
+
+    assert_eq!(sixth.status(), 429);
+    assert!(sixth.headers().contains_key("retry-after"));
+    let html = sixth.text().await.unwrap();
+    let expected = format!("请在北京时间 {} 后再试", china_clock(oldest + 3600));
+    assert!(html.contains(&expected), "{expected} in {html}");
+    assert!(html.contains("该手机号获取验证码次数过多"));
+    assert!(
+        html.contains(r#"id="verify-form""#),
+        "the codes already sent still work"
+    );
+    assert_eq!(app.count("sms_codes").await, 5);
+
+    // Once the oldest is an hour old, one more may go.
+    age_codes(&app, 3600 - 5 * 61 + 1).await;
+    assert_eq!(
+        location(&send_code(&app, &browser, &csrf, "13900000013").await),
+        "/bind"
+    );
+}
+
+#[tokio::test]
+async fn at_most_ten_codes_per_phone_per_day() {
+    let app = spawn_app().await;
+    // Ten codes over the last day, none in the last hour.
+    for i in 0..10 {
+        past_code(&app, "+8613900000014", "192.0.2.1", 7200 + i * 600).await;
+    }
+    let (browser, csrf) = needs_binding(&app, "o_daily").await;
+
+    let refused = send_code(&app, &browser, &csrf, "13900000014").await;
+
+    assert_eq!(refused.status(), 429);
+    let html = refused.text().await.unwrap();
+    assert!(html.contains("该手机号获取验证码次数过多"), "{html}");
+    assert!(
+        html.contains(r#"id="send-code-form""#),
+        "no code was sent in this login"
+    );
+    assert!(
+        html.contains("小时"),
+        "a wait of hours is said in hours: {html}"
+    );
+    assert_eq!(app.count("sms_codes").await, 10);
+
+    // The same limit in English, with the time and how long.
+    let english = browser
+        .post(app.url("/bind/code"))
+        .header("accept-language", "en-US,en;q=0.9")
+        .form(&[("csrf", csrf.as_str()), ("phone", "13900000014")])
+        .send()
+        .await
+        .unwrap();
+    let html = english.text().await.unwrap();
+    assert!(
+        html.contains("Too many codes were sent to this number. Try again after"),
+        "{html}"
+    );
+    assert!(html.contains("(China time), in about"), "{html}");
+
+    // The oldest leaving the day window lets the next one through.
+    sqlx::query("UPDATE sms_codes SET created_at = created_at - 86400 WHERE created_at = (SELECT MIN(created_at) FROM sms_codes)")
+        .execute(&app.state.db)
+        .await
+        .unwrap();
+    assert_eq!(
+        location(&send_code(&app, &browser, &csrf, "13900000014").await),
+        "/bind"
+    );
+}
+
+#[tokio::test]
+async fn at_most_twenty_codes_per_client_ip_per_hour() {
+    let app = spawn_app().await;
+    // Twenty codes from this test's address (127.0.0.1) to other phones in the last hour, and
+    // some from another address, which don't count.
+    for i in 0..20 {
+        past_code(&app, &format!("+86137000000{i:02}"), "127.0.0.1", 100 + i).await;
+    }
+    for i in 0..5 {
+        past_code(&app, &format!("+86136000000{i:02}"), "198.51.100.7", 10).await;
+    }
+    let (browser, csrf) = needs_binding(&app, "o_pump").await;
+
+    let refused = send_code(&app, &browser, &csrf, "13900000015").await;
+
+    assert_eq!(refused.status(), 429);
+    let html = refused.text().await.unwrap();
+    assert!(html.contains("当前网络获取验证码次数过多"), "{html}");
+    assert!(html.contains("请在北京时间 "), "{html}");
+    assert_eq!(app.count("sms_codes").await, 25);
+    let stored: Option<String> =
+        sqlx::query_scalar("SELECT client_ip FROM sms_codes WHERE phone = '+8613700000000'")
+            .fetch_one(&app.state.db)
+            .await
+            .unwrap();
+    assert_eq!(stored.as_deref(), Some("127.0.0.1"));
+
+    // An hour after the oldest, the address may ask again; the code records who asked.
+    sqlx::query("UPDATE sms_codes SET created_at = created_at - 3600 WHERE client_ip = '127.0.0.1' AND created_at = (SELECT MIN(created_at) FROM sms_codes WHERE client_ip = '127.0.0.1')")
+        .execute(&app.state.db)
+        .await
+        .unwrap();
+    assert_eq!(
+        location(&send_code(&app, &browser, &csrf, "13900000015").await),
+        "/bind"
+    );
+    let ip: String =
+        sqlx::query_scalar("SELECT client_ip FROM sms_codes WHERE phone = '+8613900000015'")
+            .fetch_one(&app.state.db)
+            .await
+            .unwrap();
+    assert_eq!(ip, "127.0.0.1");
+}
+
+#[tokio::test]
+async fn parallel_requests_cannot_slip_past_a_limit() {
+    let app = spawn_app_with(|s| s.sms.limits.per_ip_hour = 3).await;
+    let mut browsers = Vec::new();
+    for i in 0..6 {
+        browsers.push(needs_binding(&app, &format!("o_par{i}")).await);
+    }
+
+    let answers = futures::future::join_all(browsers.iter().enumerate().map(|(i, (b, csrf))| {
+        let phone = format!("1390000002{i}");
+        let app = &app;
+        async move { send_code(app, b, csrf, &phone).await.status().as_u16() }
+    }))
+    .await;
+
+    assert_eq!(
+        answers.iter().filter(|s| **s == 303).count(),
+        3,
+        "{answers:?}"
+    );
+    assert_eq!(
+        answers.iter().filter(|s| **s == 429).count(),
+        3,
+        "{answers:?}"
+    );
+    assert_eq!(app.count("sms_codes").await, 3);
+}
+
+#[tokio::test]
+async fn the_number_of_wrong_entries_is_configurable() {
+    let app = spawn_app_with(|s| s.sms.limits.max_attempts = 2).await;
+    let (browser, csrf) = needs_binding(&app, "o_two").await;
+    send_code(&app, &browser, &csrf, "13900000016").await;
+    let code = app.sms_code("13900000016").await.unwrap();
+
+    let first = verify(&app, &browser, &csrf, &wrong(&code)).await;
+    assert!(first.text().await.unwrap().contains("还可尝试 1 次"));
+    let second = verify(&app, &browser, &csrf, &wrong(&code)).await;
+    assert!(second.text().await.unwrap().contains("已失效"));
+
+    let late = verify(&app, &browser, &csrf, &code).await;
+    assert_eq!(late.status(), 400);
+    assert_eq!(app.count("users").await, 0);
 }

@@ -1,7 +1,7 @@
 //! `spawn_app()` and the other tools every API test uses: browsers with their own cookie jars,
 //! the sandbox phone, signed callbacks, an SSE reader.
 
-use std::{path::PathBuf, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
 use futures::StreamExt;
 use tokio::task::JoinHandle;
@@ -37,7 +37,7 @@ pub async fn spawn_app_with(change: impl FnOnce(&mut Settings)) -> TestApp {
     start(settings, dir).await
 }
 
-fn db_url(path: &PathBuf) -> String {
+fn db_url(path: &std::path::Path) -> String {
     format!("sqlite://{}", path.display())
 }
 
@@ -293,7 +293,12 @@ pub struct SseReader {
 impl SseReader {
     /// Connects `browser` to the login event stream.
     pub async fn connect(app: &TestApp, browser: &reqwest::Client) -> SseReader {
-        let response = browser.get(app.url("/login/events")).send().await.unwrap();
+        SseReader::connect_to(app, browser, "/login/events").await
+    }
+
+    /// Connects `browser` to the event stream at `path`.
+    pub async fn connect_to(app: &TestApp, browser: &reqwest::Client, path: &str) -> SseReader {
+        let response = browser.get(app.url(path)).send().await.unwrap();
         let status = response.status().as_u16();
         SseReader {
             stream: response.bytes_stream().boxed(),

@@ -1,9 +1,12 @@
 //! The API tests: each starts wxlogin on port 0 with its own database and talks HTTP to it,
 //! with the built-in sandbox playing WeChat.
 
+mod admin;
 mod binding;
 mod callback;
 mod helpers;
 mod login;
+mod ops;
 mod protocol;
 mod sandbox;
+mod sms;

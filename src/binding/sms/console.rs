@@ -1,21 +1,9 @@
-//! Sending SMS codes. Providers sit behind [`SmsSender`]; this build has the console sender,
-//! which in sandbox mode also fills the sandbox's SMS inbox.
+//! `console`: prints codes on stdout and, in sandbox mode, fills the sandbox's SMS inbox.
 
 use sqlx::SqlitePool;
 
+use super::{SmsError, SmsSender};
 use crate::{binding::phone::Phone, db::now};
-
-/// Why a code could not be sent; the cause goes to the log, the person sees "try again".
-#[derive(Debug, thiserror::Error)]
-#[error("SMS not sent: {0}")]
-pub struct SmsError(pub String);
-
-/// Something that delivers a login code to a phone.
-#[async_trait::async_trait]
-pub trait SmsSender: Send + Sync {
-    /// Delivers `code` to `phone`.
-    async fn send(&self, phone: &Phone, code: &str) -> Result<(), SmsError>;
-}
 
 /// Development sender: prints the code on the console (stdout, not the log), and in sandbox
 /// mode puts it in the sandbox's SMS inbox. Never for production: it delivers nothing.
@@ -34,7 +22,7 @@ impl SmsSender for ConsoleSms {
                 .bind(now())
                 .execute(db)
                 .await
-                .map_err(|e| SmsError(e.to_string()))?;
+                .map_err(|e| SmsError::transport("console", e))?;
         }
         // The console *is* this sender's delivery channel; the code goes to stdout, never
         // through the structured log.

@@ -1,0 +1,270 @@
+// End-to-end test of the admin area, run against a live server in sandbox mode.
+//
+//   BASE_URL=http://127.0.0.1:3000 WXLOGIN_BIN=target/debug/wxlogin \
+//   WXLOGIN_DATABASE_URL=sqlite:///tmp/e2e/e2e.db node --test end2end/tests/
+//
+// The first administrator can only be made on the command line, so this test runs
+// `$WXLOGIN_BIN admin grant <phone>` on the server's database (WXLOGIN_DATABASE_URL): scripts/test
+// exports both. Everything else goes through the browser, or the sandbox's automation API where
+// a person would use their phone.
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { randomBytes, randomInt } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const BASE_URL = (process.env.BASE_URL ?? '').replace(/\/+$/, '');
+if (!BASE_URL) {
+  throw new Error('BASE_URL is not set (e.g. BASE_URL=http://127.0.0.1:3000); run scripts/test');
+}
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+const WXLOGIN_BIN = process.env.WXLOGIN_BIN ?? '';
+const DATABASE_URL = process.env.WXLOGIN_DATABASE_URL ?? '';
+const RESULTS_DIR = fileURLToPath(new URL('../test-results/', import.meta.url));
+mkdirSync(RESULTS_DIR, { recursive: true });
+
+const TEST_TIMEOUT = 120_000;
+const STEP_TIMEOUT = 15_000;
+
+let browser;
+
+before(async () => {
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--no-first-run',
+      '--disable-sync',
+      '--disable-quic',
+    ],
+  });
+});
+
+after(async () => {
+  await browser?.close();
+});
+
+// ---------------------------------------------------------------------------------------
+// helpers
+
+function url(path) {
+  return new URL(path, BASE_URL + '/').toString();
+}
+
+function pathOf(u) {
+  return new URL(u).pathname;
+}
+
+function randomOpenid() {
+  return `e2e-admin-${randomBytes(8).toString('hex')}`;
+}
+
+function randomPhone() {
+  let digits = '';
+  for (let i = 0; i < 8; i++) digits += String(randomInt(10));
+  return `139${digits}`;
+}
+
+function maskPhone(phone) {
+  return `${phone.slice(0, 3)}****${phone.slice(-4)}`;
+}
+
+async function newContext(options = {}) {
+  const context = await browser.newContext({ locale: 'zh-CN', ...options });
+  context.setDefaultTimeout(STEP_TIMEOUT);
+  context.setDefaultNavigationTimeout(STEP_TIMEOUT);
+  return context;
+}
+
+async function screenshot(page, name) {
+  await page.screenshot({ path: `${RESULTS_DIR}${name}.png`, fullPage: true });
+}
+
+/** The scan ticket of the login page's sandbox link. */
+async function ticketOf(page) {
+  const href = await page.locator('a#sandbox-link').getAttribute('href');
+  assert.ok(href, 'a#sandbox-link has an href');
+  return decodeURIComponent(new URL(href).pathname.split('/').pop());
+}
+
+/** What WeChat does when the person scans: POST the sandbox automation API. */
+async function scan(ticket, openid) {
+  const res = await fetch(url('/sandbox/api/scan'), {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', accept: 'application/json' },
+    body: JSON.stringify({ ticket, openid }),
+  });
+  const text = await res.text();
+  assert.equal(res.status, 200, `POST /sandbox/api/scan -> ${res.status}: ${text}`);
+  return JSON.parse(text);
+}
+
+/** The SMS code the sandbox "sent" to this phone. */
+async function smsCode(phone) {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const res = await fetch(url(`/sandbox/api/sms?phone=${encodeURIComponent(phone)}`));
+    if (res.status === 200) return String((await res.json()).code);
+    assert.equal(res.status, 404, `GET /sandbox/api/sms -> ${res.status}`);
+    if (Date.now() > deadline) assert.fail(`no SMS code for ${phone} after 10 s`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+/** Opens /login (or `path`) and waits until its live event stream answers. */
+async function openLogin(page, path = '/login') {
+  const events = page.waitForResponse((r) => pathOf(r.url()) === '/login/events');
+  const res = await page.goto(url(path));
+  assert.equal(res.status(), 200, `GET ${path}`);
+  assert.equal((await events).status(), 200, 'GET /login/events -> 200');
+  await page.locator('#qr svg').waitFor({ state: 'visible' });
+}
+
+/** A first scan and phone binding in `page`, ending logged in on /. */
+async function bind(page, openid, phone) {
+  await openLogin(page);
+  await scan(await ticketOf(page), openid);
+  await page.waitForURL((u) => pathOf(u.toString()) === '/bind');
+  await page.locator('form#send-code-form input[name=phone]').fill(phone);
+  await page.locator('button#send-code').click();
+  const input = page.locator('form#verify-form input#code');
+  await input.waitFor({ state: 'visible' });
+  const code = await smsCode(phone);
+  // app.js submits the form once the sixth digit is in.
+  await Promise.all([page.waitForURL((u) => pathOf(u.toString()) === '/'), input.fill(code)]);
+  await page.locator('#whoami').waitFor({ state: 'visible' });
+}
+
+/** Runs `wxlogin admin ...` on the server's database. */
+function wxloginAdmin(...args) {
+  return execFileSync(WXLOGIN_BIN, ['admin', ...args], {
+    env: { ...process.env, WXLOGIN_DATABASE_URL: DATABASE_URL, RUST_LOG: 'warn' },
+    encoding: 'utf8',
+    timeout: 30_000,
+  });
+}
+
+/** Submits the action form `#action-<name>` on a user's page; waits for the page it leads to. */
+async function act(page, name) {
+  const answer = page.waitForResponse(
+    (r) => r.request().method() === 'POST' && pathOf(r.url()).endsWith(`/${name}`),
+  );
+  const loaded = page.waitForEvent('load');
+  await page.locator(`form#action-${name} button`).click();
+  assert.equal((await answer).status(), 303, `POST .../${name} -> 303`);
+  await loaded;
+}
+
+// ---------------------------------------------------------------------------------------
+// the journey
+
+const missing = [!WXLOGIN_BIN && 'WXLOGIN_BIN', !DATABASE_URL && 'WXLOGIN_DATABASE_URL'].filter(Boolean);
+
+test(
+  'admin: find a user by the last four digits, disable (session ends, scan refused), enable, see the login live',
+  {
+    timeout: TEST_TIMEOUT,
+    skip: missing.length ? `${missing.join(' and ')} not set (scripts/test exports them)` : false,
+  },
+  async () => {
+    const personCtx = await newContext();
+    const adminCtx = await newContext({ viewport: { width: 1280, height: 900 } });
+    try {
+      // --- someone binds and stays on the site
+      const person = await personCtx.newPage();
+      const personOpenid = randomOpenid();
+      const personPhone = randomPhone();
+      await bind(person, personOpenid, personPhone);
+
+      // --- someone else binds, and is made an administrator on the command line
+      const admin = await adminCtx.newPage();
+      const adminPhone = randomPhone();
+      await bind(admin, randomOpenid(), adminPhone);
+      let res = await admin.goto(url('/admin'));
+      assert.equal(res.status(), 403, 'not an admin yet: 403');
+      const granted = wxloginAdmin('grant', adminPhone);
+      assert.match(granted, /is now an administrator/, granted);
+      assert.match(wxloginAdmin('list'), new RegExp(`\\+86${adminPhone}`));
+
+      // --- the admin finds the person by the last four digits of their phone
+      res = await admin.goto(url('/admin/users'));
+      assert.equal(res.status(), 200, 'the admin area opens without logging in again');
+      await admin.locator('form#user-filters input#q').fill(personPhone.slice(-4));
+      await Promise.all([
+        admin.waitForURL((u) => new URL(u).searchParams.get('q') === personPhone.slice(-4)),
+        admin.locator('button#apply-filters').click(),
+      ]);
+      const rows = admin.locator('table#users tbody tr', { hasText: maskPhone(personPhone) });
+      assert.ok((await rows.count()) >= 1, `a row shows ${maskPhone(personPhone)}`);
+      await screenshot(admin, 'admin-users-search');
+      // Masks can coincide; the detail page shows the whole number.
+      let found = false;
+      for (let i = 0; i < (await rows.count()) && !found; i++) {
+        const href = await rows.nth(i).locator('a.phone').getAttribute('href');
+        await admin.goto(url(href));
+        found = (await admin.locator('#user-phone').textContent()) === `+86${personPhone}`;
+      }
+      assert.ok(found, 'the person is among the results');
+      await screenshot(admin, 'admin-user-detail');
+
+      // --- disable: their open page is logged out at its next request
+      await act(admin, 'disable');
+      assert.match((await admin.locator('#user-disabled').textContent()) ?? '', /是|Yes/);
+      assert.equal(await admin.locator('#audit-log tr[data-audit-action="disable"]').count(), 1);
+      await person.reload();
+      await person.locator('a#login-link').waitFor({ state: 'visible' });
+      assert.equal(await person.locator('#whoami').count(), 0, 'logged out at the next request');
+
+      // --- and their next scan is refused
+      await openLogin(person);
+      const refused = await scan(await ticketOf(person), personOpenid);
+      assert.match(refused.reply, /停用|disabled/, `the WeChat reply says disabled: ${refused.reply}`);
+      await person.locator('#status .status-refused').waitFor({ state: 'visible' });
+
+      // --- enable again, and watch the dashboard
+      await act(admin, 'enable');
+      assert.match((await admin.locator('#user-disabled').textContent()) ?? '', /否|No/);
+      const stream = admin.waitForResponse((r) => pathOf(r.url()) === '/admin/events');
+      await admin.goto(url('/admin'));
+      assert.equal((await stream).status(), 200, 'GET /admin/events -> 200');
+      const list = admin.locator('#latest-logins');
+      const lastId = Number(await list.getAttribute('data-last-id'));
+      await screenshot(admin, 'admin-dashboard');
+      const navigations = [];
+      admin.on('framenavigated', (f) => {
+        if (f === admin.mainFrame()) navigations.push(f.url());
+      });
+
+      // --- the person logs in again; the dashboard shows it without a reload
+      await openLogin(person, '/login?fresh=1');
+      const ok = await scan(await ticketOf(person), personOpenid);
+      assert.doesNotMatch(ok.reply, /停用|disabled/, ok.reply);
+      await person.waitForURL((u) => pathOf(u.toString()) === '/');
+      await person.locator('#whoami').waitFor({ state: 'visible' });
+
+      await admin.waitForFunction(
+        ({ lastId, masked }) =>
+          [...document.querySelectorAll('#latest-logins li')].some(
+            (li) =>
+              Number(li.dataset.id) > lastId &&
+              li.textContent.includes(masked) &&
+              li.querySelector('.outcome-logged_in'),
+          ),
+        { lastId, masked: maskPhone(personPhone) },
+        { timeout: STEP_TIMEOUT },
+      );
+      assert.deepEqual(navigations, [], 'the dashboard did not reload');
+      await screenshot(admin, 'admin-dashboard-live');
+    } finally {
+      await personCtx.close();
+      await adminCtx.close();
+    }
+  },
+);

@@ -1,0 +1,348 @@
+//! `GET /admin/users/{id}`: one user in full (phone, WeChat ids, dates), their login history
+//! (newest first, paginated by `?before=<time>:<event id>`) and the audit log about them; and
+//! `POST /admin/users/{id}/{action}`: disable, enable, unbind, grant-admin, revoke-admin.
+
+use axum::{
+    Form,
+    extract::{Path, RawQuery, State},
+    response::{Html, Redirect},
+};
+use leptos::prelude::*;
+use serde::Deserialize;
+use sqlx::{FromRow, SqlitePool};
+
+use crate::{
+    admin::{
+        Section,
+        audit::{self, Action},
+        bad_query,
+        dashboard::outcome_label,
+        format_time, format_timestamp,
+        guard::AdminUser,
+        parse_query, user_id,
+    },
+    client_info::describe_user_agent,
+    error::{AppError, AppResult},
+    session::WebSession,
+    state::AppState,
+    ui::{Lang, Text, csrf_field, fill, mask_phone},
+    users::{self, User},
+};
+
+/// Login history rows per page.
+const HISTORY_PAGE: usize = 20;
+/// Audit entries shown.
+const AUDIT_LIMIT: i64 = 200;
+
+/// `?before=` of the detail page.
+#[derive(Debug, Default, Deserialize)]
+struct DetailQuery {
+    before: Option<String>,
+}
+
+/// Where a history page starts: before the event at this time with this id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Before {
+    at: i64,
+    id: i64,
+}
+
+impl Before {
+    fn parse(lang: Lang, raw: &str) -> AppResult<Before> {
+        raw.split_once(':')
+            .and_then(|(at, id)| {
+                Some(Before {
+                    at: at.parse().ok()?,
+                    id: id.parse().ok()?,
+                })
+            })
+            .ok_or_else(|| {
+                bad_query(
+                    lang,
+                    format!("before={raw} (expected <time>:<id>, e.g. 1764000000:42)"),
+                )
+            })
+    }
+}
+
+/// One login event of the history.
+#[derive(Debug, Clone, FromRow)]
+struct HistoryRow {
+    id: i64,
+    outcome: String,
+    client_ip: Option<String>,
+    user_agent: Option<String>,
+    at: i64,
+}
+
+/// The user's login history: their events, and the scans their current WeChat made before it
+/// was bound (`needs_bind`, no user yet), newest first.
+async fn history(
+    db: &SqlitePool,
+    user: &User,
+    before: Option<Before>,
+) -> sqlx::Result<(Vec<HistoryRow>, Option<Before>)> {
+    let (at, id) = before.map(|b| (b.at, b.id)).unwrap_or((i64::MAX, i64::MAX));
+    let mut rows: Vec<HistoryRow> = sqlx::query_as(
+        "SELECT id, outcome, client_ip, user_agent, at FROM login_events \
+         WHERE (user_id = ?1 OR (user_id IS NULL AND openid = ?2)) AND (at, id) < (?3, ?4) \
+         ORDER BY at DESC, id DESC LIMIT ?5",
+    )
+    .bind(user.id)
+    .bind(&user.openid)
+    .bind(at)
+    .bind(id)
+    .bind((HISTORY_PAGE + 1) as i64)
+    .fetch_all(db)
+    .await?;
+    let next = (rows.len() > HISTORY_PAGE).then(|| {
+        rows.truncate(HISTORY_PAGE);
+        let last = &rows[HISTORY_PAGE - 1];
+        Before {
+            at: last.at,
+            id: last.id,
+        }
+    });
+    Ok((rows, next))
+}
+
+async fn following(db: &SqlitePool, openid: Option<&str>) -> sqlx::Result<bool> {
+    let Some(openid) = openid else {
+        return Ok(false);
+    };
+    let following: Option<bool> =
+        sqlx::query_scalar("SELECT following FROM followers WHERE openid = ?")
+            .bind(openid)
+            .fetch_optional(db)
+            .await?;
+    Ok(following.unwrap_or(false))
+}
+
+/// `GET /admin/users/{id}`.
+pub async fn page(
+    AdminUser(admin): AdminUser,
+    State(state): State<AppState>,
+    lang: Lang,
+    session: WebSession,
+    Path(raw_id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> AppResult<Html<String>> {
+    let t = lang.text();
+    let id = user_id(lang, &raw_id)?;
+    let query: DetailQuery = parse_query(lang, raw.as_deref())?;
+    let before = query
+        .before
+        .as_deref()
+        .filter(|b| !b.is_empty())
+        .map(|b| Before::parse(lang, b))
+        .transpose()?;
+    let user = users::by_id(&state.db, id)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    let following = following(&state.db, user.openid.as_deref()).await?;
+    let (events, older) = history(&state.db, &user, before).await?;
+    let audit = audit::for_user(&state.db, id, AUDIT_LIMIT).await?;
+    let csrf = session.csrf_token().await?;
+    let is_self = user.id == admin.id;
+
+    let title = fill(t.admin_user_title, &[&user.id]);
+    let dash = || "—".to_owned();
+    let facts = view! {
+        <dl class="facts">
+            <dt>{t.admin_col_phone}</dt><dd id="user-phone">{user.phone.clone()}</dd>
+            <dt>{t.admin_col_openid}</dt>
+            <dd id="user-openid"><code>{user.openid.clone().unwrap_or_else(|| t.admin_not_bound.to_owned())}</code></dd>
+            <dt>{t.admin_col_unionid}</dt><dd><code>{user.unionid.clone().unwrap_or_else(dash)}</code></dd>
+            <dt>{t.admin_col_following}</dt><dd>{yes_no(following, t)}</dd>
+            <dt>{t.admin_col_admin}</dt><dd id="user-admin">{yes_no(user.is_admin, t)}</dd>
+            <dt>{t.admin_col_disabled}</dt><dd id="user-disabled">{yes_no(user.disabled, t)}</dd>
+            <dt>{t.admin_col_created_at}</dt><dd>{format_timestamp(user.created_at)}</dd>
+            <dt>{t.admin_col_bound_at}</dt><dd>{format_time(lang, user.bound_at)}</dd>
+            <dt>{t.admin_col_last_login}</dt><dd>{format_time(lang, user.last_login_at)}</dd>
+        </dl>
+    };
+
+    let actions = if is_self {
+        view! { <p id="self-note" class="muted">{t.admin_self_note}</p> }.into_any()
+    } else {
+        let available = [
+            (!user.disabled).then_some(Action::Disable),
+            user.disabled.then_some(Action::Enable),
+            user.openid.is_some().then_some(Action::Unbind),
+            (!user.is_admin).then_some(Action::GrantAdmin),
+            user.is_admin.then_some(Action::RevokeAdmin),
+        ];
+        let forms = available
+            .into_iter()
+            .flatten()
+            .map(|action| {
+                let danger = matches!(action, Action::Disable | Action::Unbind);
+                view! {
+                    <form id=format!("action-{}", action.path_segment()) class="inline" method="post"
+                        action=format!("/admin/users/{}/{}", user.id, action.path_segment())>
+                        {csrf_field(csrf.clone())}
+                        <button type="submit" class=if danger { "danger" } else { "secondary" }>
+                            {action.label(t)}
+                        </button>
+                    </form>
+                }
+            })
+            .collect_view();
+        view! { <div class="actions">{forms}</div> }.into_any()
+    };
+
+    let history_table = if events.is_empty() {
+        view! { <p class="muted">{t.admin_no_history}</p> }.into_any()
+    } else {
+        let rows = events
+            .into_iter()
+            .map(|e| {
+                view! {
+                    <tr data-event-id=e.id.to_string()>
+                        <td>{format_timestamp(e.at)}</td>
+                        <td>{e.client_ip.unwrap_or_default()}</td>
+                        <td title=e.user_agent.clone().unwrap_or_default()>
+                            {describe_user_agent(e.user_agent.as_deref().unwrap_or(""))}
+                        </td>
+                        <td class=format!("outcome outcome-{}", e.outcome)>{outcome_label(&e.outcome, t)}</td>
+                    </tr>
+                }
+            })
+            .collect_view();
+        view! {
+            <div class="table-scroll">
+                <table id="login-history">
+                    <thead><tr>
+                        <th>{t.admin_col_time}</th>
+                        <th>{t.admin_col_ip}</th>
+                        <th>{t.admin_col_user_agent}</th>
+                        <th>{t.admin_col_outcome}</th>
+                    </tr></thead>
+                    <tbody>{rows}</tbody>
+                </table>
+            </div>
+        }
+        .into_any()
+    };
+    let older = older.map(|b| {
+        view! {
+            <p class="pager">
+                <a id="older-logins" href=format!("/admin/users/{}?before={}:{}", user.id, b.at, b.id)>
+                    {t.admin_older}
+                </a>
+            </p>
+        }
+    });
+
+    let audit_table = if audit.is_empty() {
+        view! { <p class="muted">{t.admin_no_audit}</p> }.into_any()
+    } else {
+        let rows = audit
+            .into_iter()
+            .map(|entry| audit_row(entry, t))
+            .collect_view();
+        view! {
+            <div class="table-scroll">
+                <table id="audit-log">
+                    <thead><tr>
+                        <th>{t.admin_col_time}</th>
+                        <th>{t.admin_col_actor}</th>
+                        <th>{t.admin_col_action}</th>
+                        <th>{t.admin_col_detail}</th>
+                    </tr></thead>
+                    <tbody>{rows}</tbody>
+                </table>
+            </div>
+        }
+        .into_any()
+    };
+
+    let body = view! {
+        <p><a href="/admin/users">{t.admin_back_to_users}</a></p>
+        <h1>{title.clone()}</h1>
+        {facts}
+        <h2>{t.admin_actions_title}</h2>
+        {actions}
+        <h2>{t.admin_login_history}</h2>
+        {history_table}
+        {older}
+        <h2>{t.admin_audit_title}</h2>
+        {audit_table}
+    };
+    Ok(super::page(lang, &title, Section::Users, false, body))
+}
+
+fn yes_no(value: bool, t: &Text) -> &'static str {
+    if value { t.admin_yes } else { t.admin_no }
+}
+
+fn audit_row(entry: audit::Entry, t: &'static Text) -> impl IntoView + 'static {
+    let actor = match (entry.actor_user_id, entry.actor_phone) {
+        (Some(id), Some(phone)) => {
+            view! { <a href=format!("/admin/users/{id}")>{mask_phone(&phone)}</a> }.into_any()
+        }
+        (Some(id), None) => view! { <span>{format!("#{id}")}</span> }.into_any(),
+        (None, _) => view! { <span>{t.admin_actor_cli}</span> }.into_any(),
+    };
+    let action = Action::from_code(&entry.action)
+        .map(|a| a.label(t).to_owned())
+        .unwrap_or(entry.action.clone());
+    view! {
+        <tr data-audit-action=entry.action.clone()>
+            <td>{format_timestamp(entry.at)}</td>
+            <td>{actor}</td>
+            <td>{action}</td>
+            <td>{entry.detail.unwrap_or_default()}</td>
+        </tr>
+    }
+}
+
+/// The form of an action: only its CSRF token. A missing token is refused like a wrong one.
+#[derive(Debug, Deserialize)]
+pub struct ActionForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+/// `POST /admin/users/{id}/{action}`: applies the action and its audit row in one
+/// transaction, then goes back to the user's page (303). Not on yourself: an administrator
+/// can't lock themselves out or change their own rights.
+pub async fn act(
+    AdminUser(admin): AdminUser,
+    State(state): State<AppState>,
+    lang: Lang,
+    session: WebSession,
+    Path((raw_id, segment)): Path<(String, String)>,
+    Form(form): Form<ActionForm>,
+) -> AppResult<Redirect> {
+    session.check_csrf(&form.csrf).await?;
+    let action = Action::from_path_segment(&segment).ok_or(AppError::NotFound)?;
+    let id = user_id(lang, &raw_id)?;
+    if id == admin.id {
+        return Err(AppError::BadRequest(lang.text().admin_err_self.to_owned()));
+    }
+    let mut tx = state.db.begin().await?;
+    // Take the write lock first, so the existence check and the change see one state.
+    let exists = sqlx::query("UPDATE users SET id = id WHERE id = ?")
+        .bind(id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+        == 1;
+    if !exists {
+        return Err(AppError::NotFound);
+    }
+    if let Some(detail) = action.apply(&mut tx, id).await? {
+        audit::record(&mut tx, Some(admin.id), id, action, detail.as_deref()).await?;
+        tx.commit().await?;
+        tracing::info!(
+            admin = admin.id,
+            user_id = id,
+            action = action.code(),
+            "admin action"
+        );
+    } else {
+        tx.rollback().await?;
+    }
+    Ok(Redirect::to(&format!("/admin/users/{id}")))
+}

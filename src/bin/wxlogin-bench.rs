@@ -1,0 +1,1422 @@
+//! `wxlogin-bench`: load tests that check the push design at scale (issue 6).
+//!
+//! It starts the release server itself (sandbox mode, a throw-away SQLite database in a temp
+//! directory, a free port on 127.0.0.1), drives it over loopback with a small raw HTTP/1.1
+//! client (one TCP connection per simulated browser), reads the server's memory and CPU from
+//! `/proc/<pid>/status` and `/proc/<pid>/stat`, and stops it at the end.
+//!
+//! ```sh
+//! cargo build --release --bins
+//! $CARGO_TARGET_DIR/release/wxlogin-bench            # all scenarios, each twice
+//! $CARGO_TARGET_DIR/release/wxlogin-bench --browsers 1000 --runs 1 --scenarios 1,2
+//! ```
+//!
+//! Scenarios (see docs/benchmarks.md):
+//! 1. waiting browsers: N login pages, each with its SSE stream held open; RSS and idle CPU;
+//! 2. push latency: those N browsers are scanned with signed callbacks at a steady rate; time
+//!    from sending a callback to its browser's stream receiving `event: redirect`;
+//! 3. callback throughput, plaintext and safe mode;
+//! 4. `/login` pages per second, and the bytes of a first visit.
+//!
+//! Only the scene strings are read from the server's database (read-only), because the page
+//! never shows them and a real WeChat would know them; everything else goes through HTTP.
+//! Every loop is bounded in count and in time, and only 127.0.0.1 is contacted.
+
+use std::{
+    collections::HashMap,
+    io,
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    str::FromStr,
+    sync::{
+        Arc, Mutex, OnceLock,
+        atomic::{AtomicU64, AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use clap::Parser;
+use serde_json::{Value, json};
+use sqlx::{
+    Connection,
+    sqlite::{SqliteConnectOptions, SqliteConnection},
+};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::TcpStream,
+    sync::{Semaphore, mpsc, watch},
+};
+use wxlogin::wechat::{crypto, message, signature};
+
+/// The sandbox's built-in callback Token and AppID (config.rs).
+const TOKEN: &str = "sandboxtoken";
+const APPID: &str = "wxsandbox00000000";
+const ACCOUNT: &str = "gh_sandbox000001";
+/// The EncodingAESKey of the safe-mode server (any valid 43-character key will do).
+const AES_KEY: &str = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG";
+
+/// Load tests for wxlogin: waiting browsers, push latency, callbacks, login pages.
+#[derive(Parser, Debug, Clone)]
+#[command(version, about)]
+struct Args {
+    /// The wxlogin binary to start (default: `wxlogin` next to this program).
+    #[arg(long)]
+    server: Option<PathBuf>,
+    /// Scenarios to run, from 1 (waiting browsers), 2 (push latency), 3 (callbacks), 4 (/login).
+    #[arg(long, value_delimiter = ',', default_values_t = [1u8, 2, 3, 4])]
+    scenarios: Vec<u8>,
+    /// Numbers of waiting browsers for scenarios 1 and 2.
+    #[arg(long, value_delimiter = ',', default_values_t = [1000usize, 10000])]
+    browsers: Vec<usize>,
+    /// How many times each scenario runs (each run of 1+2 gets a fresh server).
+    #[arg(long, default_value_t = 2)]
+    runs: usize,
+    /// Scenario 1: seconds of idle CPU measurement while the browsers wait.
+    #[arg(long, default_value_t = 10)]
+    idle_secs: u64,
+    /// Scenario 1: browsers being opened at once.
+    #[arg(long, default_value_t = 64)]
+    open_concurrency: usize,
+    /// Scenario 2: scans per second.
+    #[arg(long, default_value_t = 500)]
+    scan_rate: u64,
+    /// Scenario 2: keep-alive connections the "WeChat servers" send callbacks over.
+    #[arg(long, default_value_t = 32)]
+    scan_connections: usize,
+    /// Scenarios 3 and 4: seconds each measurement lasts.
+    #[arg(long, default_value_t = 10)]
+    secs: u64,
+    /// Scenarios 3 and 4: requests in flight (one keep-alive connection each).
+    #[arg(long, default_value_t = 16)]
+    concurrency: usize,
+    /// Also write every result as JSON to this file.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Keep the servers' temp directories (database and log) instead of deleting them.
+    #[arg(long)]
+    keep: bool,
+    /// Extra environment for the server, `NAME=value` (repeatable), e.g. `RUST_LOG=warn`.
+    #[arg(long = "server-env", value_parser = parse_env)]
+    server_env: Vec<(String, String)>,
+    /// Where the servers' temp directories go (default: the system temp dir, e.g. /tmp).
+    #[arg(long)]
+    dir: Option<PathBuf>,
+}
+
+fn parse_env(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .ok_or_else(|| format!("`{s}` is not NAME=value"))
+}
+
+fn base() -> Instant {
+    static BASE: OnceLock<Instant> = OnceLock::new();
+    *BASE.get_or_init(Instant::now)
+}
+
+/// Nanoseconds since the bench started.
+fn stamp() -> u64 {
+    base().elapsed().as_nanos() as u64
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+// ---------------------------------------------------------------------------------------------
+// A minimal HTTP/1.1 client: keep-alive, Content-Length and chunked bodies. Lighter than a
+// full client for ten thousand concurrent streams, and it counts the bytes on the wire.
+
+mod http {
+    use super::*;
+
+    /// A response head.
+    pub struct Head {
+        pub status: u16,
+        pub headers: Vec<(String, String)>,
+    }
+
+    impl Head {
+        pub fn header(&self, name: &str) -> Option<&str> {
+            self.headers
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.as_str())
+        }
+
+        fn chunked(&self) -> bool {
+            self.header("transfer-encoding")
+                .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"))
+        }
+
+        fn content_length(&self) -> Option<usize> {
+            self.header("content-length")
+                .and_then(|v| v.trim().parse().ok())
+        }
+    }
+
+    /// One keep-alive connection.
+    pub struct Conn {
+        stream: TcpStream,
+        buf: Vec<u8>,
+        /// Bytes read from the socket so far.
+        pub bytes_in: usize,
+    }
+
+    fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+        haystack.windows(needle.len()).position(|w| w == needle)
+    }
+
+    fn bad(msg: impl Into<String>) -> io::Error {
+        io::Error::new(io::ErrorKind::InvalidData, msg.into())
+    }
+
+    impl Conn {
+        pub async fn connect(addr: SocketAddr) -> io::Result<Conn> {
+            let stream = TcpStream::connect(addr).await?;
+            stream.set_nodelay(true)?;
+            Ok(Conn {
+                stream,
+                buf: Vec::with_capacity(1024),
+                bytes_in: 0,
+            })
+        }
+
+        async fn fill(&mut self) -> io::Result<()> {
+            if self.buf.capacity() - self.buf.len() < 1024 {
+                self.buf.reserve(8192);
+            }
+            let n = self.stream.read_buf(&mut self.buf).await?;
+            if n == 0 {
+                return Err(io::ErrorKind::UnexpectedEof.into());
+            }
+            self.bytes_in += n;
+            Ok(())
+        }
+
+        /// Frees the read buffer of a connection that will mostly idle.
+        pub fn shrink(&mut self) {
+            self.buf.shrink_to(256);
+        }
+
+        pub async fn send(&mut self, request: &[u8]) -> io::Result<()> {
+            self.stream.write_all(request).await
+        }
+
+        pub async fn read_head(&mut self) -> io::Result<Head> {
+            let end = loop {
+                if let Some(end) = find(&self.buf, b"\r\n\r\n") {
+                    break end;
+                }
+                if self.buf.len() > 64 * 1024 {
+                    return Err(bad("response head too long"));
+                }
+                self.fill().await?;
+            };
+            let text = std::str::from_utf8(&self.buf[..end]).map_err(|_| bad("head not UTF-8"))?;
+            let mut lines = text.split("\r\n");
+            let status_line = lines.next().unwrap_or("");
+            let status = status_line
+                .split(' ')
+                .nth(1)
+                .and_then(|s| s.parse().ok())
+                .ok_or_else(|| bad(format!("bad status line {status_line:?}")))?;
+            let headers = lines
+                .filter_map(|l| l.split_once(':'))
+                .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+                .collect();
+            self.buf.drain(..end + 4);
+            Ok(Head { status, headers })
+        }
+
+        /// The next chunk of a chunked body; `None` after the last one.
+        pub async fn read_chunk(&mut self) -> io::Result<Option<Vec<u8>>> {
+            loop {
+                if let Some(eol) = find(&self.buf, b"\r\n") {
+                    let line = std::str::from_utf8(&self.buf[..eol]).map_err(|_| bad("chunk"))?;
+                    let size =
+                        usize::from_str_radix(line.split(';').next().unwrap_or("").trim(), 16)
+                            .map_err(|_| bad(format!("bad chunk size {line:?}")))?;
+                    let need = eol + 2 + size + 2;
+                    if self.buf.len() >= need {
+                        let data = self.buf[eol + 2..eol + 2 + size].to_vec();
+                        self.buf.drain(..need);
+                        return Ok((size > 0).then_some(data));
+                    }
+                }
+                self.fill().await?;
+            }
+        }
+
+        pub async fn read_body(&mut self, head: &Head) -> io::Result<Vec<u8>> {
+            if head.status == 204 || head.status == 304 || (100..200).contains(&head.status) {
+                return Ok(Vec::new());
+            }
+            if head.chunked() {
+                let mut body = Vec::new();
+                while let Some(chunk) = self.read_chunk().await? {
+                    body.extend_from_slice(&chunk);
+                }
+                return Ok(body);
+            }
+            let len = head
+                .content_length()
+                .ok_or_else(|| bad("neither chunked nor Content-Length"))?;
+            while self.buf.len() < len {
+                self.fill().await?;
+            }
+            Ok(self.buf.drain(..len).collect())
+        }
+
+        pub async fn request(&mut self, request: &[u8]) -> io::Result<(Head, Vec<u8>)> {
+            self.send(request).await?;
+            let head = self.read_head().await?;
+            let body = self.read_body(&head).await?;
+            Ok((head, body))
+        }
+    }
+}
+
+use http::Conn;
+
+/// A client address of its own for each simulated browser, as a trusted proxy would report it
+/// in `X-Forwarded-For` (the server trusts 127.0.0.1): wxlogin caps new QR codes per client IP,
+/// and real browsers come from many addresses. These are IPv6 documentation addresses
+/// (2001:db8::/32), only ever written into a header; all traffic goes to 127.0.0.1.
+fn simulated_client() -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    format!("2001:db8::{:x}:{:x}", (n >> 16) & 0xffff, n & 0xffff)
+}
+
+fn get_request(
+    host: &str,
+    path: &str,
+    cookie: Option<&str>,
+    client: &str,
+    accept: &str,
+) -> Vec<u8> {
+    let cookie = cookie
+        .map(|c| format!("Cookie: {c}\r\n"))
+        .unwrap_or_default();
+    format!(
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: Mozilla/5.0 (X11; Linux x86_64) wxlogin-bench\r\n\
+         Accept: {accept}\r\nAccept-Language: zh-CN,zh;q=0.9\r\nX-Forwarded-For: {client}\r\n{cookie}\r\n"
+    )
+    .into_bytes()
+}
+
+/// The text between `start` and the next `end`.
+fn between<'a>(haystack: &'a str, start: &str, end: &str) -> Option<&'a str> {
+    let from = haystack.find(start)? + start.len();
+    let len = haystack[from..].find(end)?;
+    Some(&haystack[from..from + len])
+}
+
+// ---------------------------------------------------------------------------------------------
+// The server under test.
+
+struct Server {
+    child: Child,
+    pid: u32,
+    addr: SocketAddr,
+    host: String,
+    dir: PathBuf,
+    db_url: String,
+    keep: bool,
+}
+
+static SERVERS: AtomicUsize = AtomicUsize::new(0);
+
+impl Server {
+    async fn start(args: &Args, binary: &Path, safe_mode: bool) -> anyhow::Result<Server> {
+        let keep = args.keep;
+        let serial = SERVERS.fetch_add(1, Ordering::Relaxed);
+        let root = args.dir.clone().unwrap_or_else(std::env::temp_dir);
+        let dir = root.join(format!("wxlogin-bench-{}-{serial}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        let db_path = dir.join("wxlogin.db");
+        let db_url = format!("sqlite://{}", db_path.display());
+        let log = std::fs::File::create(dir.join("server.log"))?;
+        let mut command = Command::new(binary);
+        command.current_dir(&dir);
+        for (name, _) in std::env::vars_os() {
+            let name = name.to_string_lossy().into_owned();
+            if name.starts_with("WXLOGIN_") || name.starts_with("LEPTOS_") {
+                command.env_remove(name);
+            }
+        }
+        command
+            .env("WXLOGIN_MODE", "sandbox")
+            .env("WXLOGIN_DATABASE_URL", &db_url)
+            .env("LEPTOS_SITE_ADDR", "127.0.0.1:0")
+            // The sandbox's built-in AppID and Token are `APPID` and `TOKEN`.
+            // Long enough that no QR code dies (and gets replaced) during a run.
+            .env("WXLOGIN_QR_EXPIRE_SECONDS", "1800")
+            // The bench is the proxy in front of many simulated browsers (`simulated_client`).
+            .env("WXLOGIN_TRUSTED_PROXIES", "127.0.0.1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(log.try_clone()?))
+            .stderr(Stdio::from(log));
+        if safe_mode {
+            command.env("WXLOGIN_WECHAT_AES_KEY", AES_KEY);
+        }
+        command.envs(args.server_env.iter().map(|(k, v)| (k, v)));
+        let child = command
+            .spawn()
+            .map_err(|e| anyhow::anyhow!("cannot start {}: {e}", binary.display()))?;
+        let pid = child.id();
+        let mut server = Server {
+            child,
+            pid,
+            addr: "127.0.0.1:0".parse()?,
+            host: String::new(),
+            dir,
+            db_url,
+            keep,
+        };
+        // The server prints `wxlogin: open http://127.0.0.1:<port>/login` once it listens.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let log = std::fs::read_to_string(server.dir.join("server.log")).unwrap_or_default();
+            if let Some(url) = between(&log, "wxlogin: open http://", "/login") {
+                server.addr = url.parse()?;
+                server.host = url.to_owned();
+                break;
+            }
+            if let Ok(Some(status)) = server.child.try_wait() {
+                anyhow::bail!("server exited at start ({status}):\n{log}");
+            }
+            if Instant::now() > deadline {
+                anyhow::bail!("server did not start within 30 s:\n{log}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let mut conn = Conn::connect(server.addr).await?;
+        let (head, _) = conn
+            .request(&get_request(&server.host, "/healthz", None, "::1", "*/*"))
+            .await?;
+        anyhow::ensure!(head.status == 200, "/healthz answered {}", head.status);
+        Ok(server)
+    }
+
+    /// Resident memory in KiB.
+    fn rss_kib(&self) -> u64 {
+        proc_rss_kib(self.pid)
+    }
+
+    /// CPU time used so far (user + system).
+    fn cpu(&self) -> Duration {
+        proc_cpu(self.pid)
+    }
+
+    async fn db(&self) -> anyhow::Result<SqliteConnection> {
+        let options = SqliteConnectOptions::from_str(&self.db_url)?.read_only(true);
+        Ok(SqliteConnection::connect_with(&options).await?)
+    }
+
+    /// Access tokens the sandbox issued: one per fetch by the server.
+    async fn token_fetches(&self) -> anyhow::Result<i64> {
+        let mut db = self.db().await?;
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM sandbox_tokens")
+            .fetch_one(&mut db)
+            .await?)
+    }
+
+    async fn stop(mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.pid.to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        if !matches!(self.child.try_wait(), Ok(Some(_))) {
+            eprintln!("server {} did not stop on SIGTERM; killing it", self.pid);
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        if self.keep {
+            eprintln!("kept {}", self.dir.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+fn proc_rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn clock_ticks() -> u64 {
+    static TICKS: OnceLock<u64> = OnceLock::new();
+    *TICKS.get_or_init(|| {
+        Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+            .unwrap_or(100)
+    })
+}
+
+fn proc_cpu(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the `(comm)`: state is field 3, utime 14, stime 15.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = fields.get(11).and_then(|v| v.parse().ok()).unwrap_or(0)
+        + fields.get(12).and_then(|v| v.parse().ok()).unwrap_or(0);
+    Duration::from_secs_f64(ticks as f64 / clock_ticks() as f64)
+}
+
+/// CPU use of the server and of this bench over a measured stretch, in % of one core.
+struct CpuMeter {
+    server_pid: u32,
+    server: Duration,
+    bench: Duration,
+    at: Instant,
+}
+
+impl CpuMeter {
+    fn start(server: &Server) -> CpuMeter {
+        CpuMeter {
+            server_pid: server.pid,
+            server: server.cpu(),
+            bench: proc_cpu(std::process::id()),
+            at: Instant::now(),
+        }
+    }
+
+    /// (server %, bench %).
+    fn stop(&self) -> (f64, f64) {
+        let wall = self.at.elapsed().as_secs_f64();
+        let server = (proc_cpu(self.server_pid) - self.server).as_secs_f64();
+        let bench = (proc_cpu(std::process::id()) - self.bench).as_secs_f64();
+        (100.0 * server / wall, 100.0 * bench / wall)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Numbers.
+
+/// Latencies in microseconds.
+#[derive(Default)]
+struct Latencies(Vec<u64>);
+
+impl Latencies {
+    fn push(&mut self, d: Duration) {
+        self.0.push(d.as_micros() as u64);
+    }
+
+    fn sorted(mut self) -> Summary {
+        self.0.sort_unstable();
+        Summary(self.0)
+    }
+}
+
+struct Summary(Vec<u64>);
+
+impl Summary {
+    /// The `q` quantile in milliseconds (nearest rank).
+    fn ms(&self, q: f64) -> f64 {
+        if self.0.is_empty() {
+            return f64::NAN;
+        }
+        let rank = ((q * self.0.len() as f64).ceil() as usize).clamp(1, self.0.len());
+        self.0[rank - 1] as f64 / 1000.0
+    }
+
+    fn max_ms(&self) -> f64 {
+        self.0.last().map_or(f64::NAN, |v| *v as f64 / 1000.0)
+    }
+
+    fn json(&self) -> Value {
+        json!({ "count": self.0.len(), "p50_ms": self.ms(0.5), "p90_ms": self.ms(0.9),
+                "p99_ms": self.ms(0.99), "max_ms": self.max_ms() })
+    }
+}
+
+/// A small aligned table.
+struct Table {
+    title: String,
+    header: Vec<String>,
+    rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    fn new(title: impl Into<String>, header: &[&str]) -> Table {
+        Table {
+            title: title.into(),
+            header: header.iter().map(|s| s.to_string()).collect(),
+            rows: Vec::new(),
+        }
+    }
+
+    fn row(&mut self, cells: Vec<String>) {
+        self.rows.push(cells);
+    }
+
+    fn print(&self) {
+        let mut widths: Vec<usize> = self.header.iter().map(|h| h.chars().count()).collect();
+        for row in &self.rows {
+            for (i, c) in row.iter().enumerate() {
+                widths[i] = widths[i].max(c.chars().count());
+            }
+        }
+        println!("\n{}\n", self.title);
+        let line = |cells: &[String]| {
+            let cells: Vec<String> = cells
+                .iter()
+                .enumerate()
+                .map(|(i, c)| format!("{:>w$}", c, w = widths[i]))
+                .collect();
+            println!("| {} |", cells.join(" | "));
+        };
+        line(&self.header);
+        println!(
+            "|{}|",
+            widths
+                .iter()
+                .map(|w| format!("{}:", "-".repeat(w + 1)))
+                .collect::<Vec<_>>()
+                .join("|")
+        );
+        for row in &self.rows {
+            line(row);
+        }
+    }
+}
+
+fn f1(v: f64) -> String {
+    format!("{v:.1}")
+}
+
+fn f2(v: f64) -> String {
+    format!("{v:.2}")
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scenarios 1 and 2: waiting browsers and push latency.
+
+/// What a held stream tells the bench.
+enum StreamNews {
+    /// `event: redirect` arrived at this instant (bench nanoseconds).
+    Redirect(usize, u64),
+    /// The stream ended or failed before a redirect.
+    Ended(usize, String),
+    /// Another named event arrived (not expected while waiting).
+    Other(String),
+}
+
+/// Opens `/login` and its event stream as a new browser; returns the connection (with the
+/// first `status` event read) and the QR ticket.
+async fn open_browser(server_addr: SocketAddr, host: &str) -> Result<(Conn, String), String> {
+    let mut conn = Conn::connect(server_addr)
+        .await
+        .map_err(|e| format!("connect: {e}"))?;
+    let client = simulated_client();
+    let (head, body) = conn
+        .request(&get_request(host, "/login", None, &client, "text/html"))
+        .await
+        .map_err(|e| format!("GET /login: {e}"))?;
+    if head.status != 200 {
+        return Err(format!("GET /login: HTTP {}", head.status));
+    }
+    let cookie = head
+        .headers
+        .iter()
+        .filter(|(k, _)| k.eq_ignore_ascii_case("set-cookie"))
+        .find_map(|(_, v)| v.split(';').next().filter(|c| c.starts_with("wxlogin=")))
+        .ok_or("GET /login: no wxlogin cookie")?
+        .to_owned();
+    let html = String::from_utf8_lossy(&body);
+    let ticket = between(&html, "/sandbox/scan/", "\"")
+        .ok_or("GET /login: no sandbox ticket")?
+        .to_owned();
+    conn.send(&get_request(
+        host,
+        "/login/events",
+        Some(&cookie),
+        &client,
+        "text/event-stream",
+    ))
+    .await
+    .map_err(|e| format!("GET /login/events: {e}"))?;
+    let head = conn
+        .read_head()
+        .await
+        .map_err(|e| format!("GET /login/events: {e}"))?;
+    if head.status != 200 {
+        return Err(format!("GET /login/events: HTTP {}", head.status));
+    }
+    // The first event says where things stand: waiting.
+    let mut text = String::new();
+    loop {
+        let chunk = conn
+            .read_chunk()
+            .await
+            .map_err(|e| format!("event stream: {e}"))?
+            .ok_or("event stream ended at once")?;
+        text.push_str(&String::from_utf8_lossy(&chunk));
+        if let Some(end) = text.find("\n\n") {
+            let block = &text[..end];
+            if block.contains("event: status") && block.contains("status-waiting") {
+                break;
+            }
+            if block.contains("event:") {
+                return Err(format!("unexpected first event {block:?}"));
+            }
+            text.drain(..end + 2);
+        }
+    }
+    conn.shrink();
+    Ok((conn, ticket))
+}
+
+/// Holds one browser's stream until a redirect, an end, or `stop`.
+async fn hold(
+    idx: usize,
+    mut conn: Conn,
+    mut stop: watch::Receiver<bool>,
+    news: mpsc::UnboundedSender<StreamNews>,
+) {
+    let mut text = String::new();
+    loop {
+        let chunk = tokio::select! {
+            chunk = conn.read_chunk() => chunk,
+            _ = stop.wait_for(|s| *s) => return,
+        };
+        match chunk {
+            Ok(Some(data)) => {
+                let at = stamp();
+                text.push_str(&String::from_utf8_lossy(&data));
+                while let Some(end) = text.find("\n\n") {
+                    let block: String = text.drain(..end + 2).collect();
+                    let Some(event) = block
+                        .lines()
+                        .find_map(|l| l.strip_prefix("event:"))
+                        .map(|e| e.trim().to_owned())
+                    else {
+                        continue; // keep-alive comment
+                    };
+                    if event == "redirect" {
+                        let _ = news.send(StreamNews::Redirect(idx, at));
+                        return;
+                    }
+                    let _ = news.send(StreamNews::Other(event));
+                }
+            }
+            Ok(None) => {
+                let _ = news.send(StreamNews::Ended(idx, "stream ended".into()));
+                return;
+            }
+            Err(e) => {
+                let _ = news.send(StreamNews::Ended(idx, e.to_string()));
+                return;
+            }
+        }
+    }
+}
+
+struct Held {
+    tickets: Vec<Option<String>>,
+    news: mpsc::UnboundedReceiver<StreamNews>,
+    stop: watch::Sender<bool>,
+}
+
+async fn browsers_and_push(
+    args: &Args,
+    binary: &Path,
+    n: usize,
+    run: usize,
+    tables: &mut Tables,
+    results: &mut Vec<Value>,
+) -> anyhow::Result<()> {
+    let server = Server::start(args, binary, false).await?;
+    // Warm up: the token fetch, the database, the allocator, the runtime's threads.
+    let warm: Vec<_> = (0..100)
+        .map(|_| {
+            let (addr, host) = (server.addr, server.host.clone());
+            tokio::spawn(async move { open_browser(addr, &host).await.map(|_| ()) })
+        })
+        .collect();
+    for w in warm {
+        w.await?
+            .map_err(|e| anyhow::anyhow!("warm-up browser: {e}"))?;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let rss_before = server.rss_kib();
+
+    // Scenario 1: open N browsers, `open_concurrency` at a time, and keep their streams.
+    let (news_tx, news) = mpsc::unbounded_channel();
+    let (stop, stop_rx) = watch::channel(false);
+    let mut held = Held {
+        tickets: vec![None; n],
+        news,
+        stop,
+    };
+    let gate = Arc::new(Semaphore::new(args.open_concurrency));
+    let opened_at = Instant::now();
+    let cpu = CpuMeter::start(&server);
+    let mut opening = tokio::task::JoinSet::new();
+    for idx in 0..n {
+        let permit = gate.clone().acquire_owned().await?;
+        let (addr, host) = (server.addr, server.host.clone());
+        let (news_tx, stop_rx) = (news_tx.clone(), stop_rx.clone());
+        opening.spawn(async move {
+            let _permit = permit;
+            let opened = tokio::time::timeout(Duration::from_secs(30), open_browser(addr, &host))
+                .await
+                .unwrap_or_else(|_| Err("timed out after 30 s".into()));
+            match opened {
+                Ok((conn, ticket)) => {
+                    tokio::spawn(hold(idx, conn, stop_rx, news_tx));
+                    (idx, Ok(ticket))
+                }
+                Err(e) => (idx, Err(e)),
+            }
+        });
+    }
+    let mut open_errors: HashMap<String, usize> = HashMap::new();
+    while let Some(done) = opening.join_next().await {
+        match done? {
+            (idx, Ok(ticket)) => held.tickets[idx] = Some(ticket),
+            (_, Err(e)) => *open_errors.entry(e).or_default() += 1,
+        }
+    }
+    let open_secs = opened_at.elapsed().as_secs_f64();
+    let (open_cpu, _) = cpu.stop();
+    let waiting = held.tickets.iter().filter(|t| t.is_some()).count();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let rss_held = server.rss_kib();
+
+    // Idle: nothing happens for `idle_secs`; streams only get their keep-alive comments.
+    let cpu = CpuMeter::start(&server);
+    tokio::time::sleep(Duration::from_secs(args.idle_secs)).await;
+    let (idle_cpu, idle_bench_cpu) = cpu.stop();
+    let mut idle_ended = 0;
+    let mut idle_other = 0;
+    while let Ok(news) = held.news.try_recv() {
+        match news {
+            StreamNews::Ended(idx, e) => {
+                idle_ended += 1;
+                held.tickets[idx] = None;
+                *open_errors
+                    .entry(format!("ended while waiting: {e}"))
+                    .or_default() += 1;
+            }
+            StreamNews::Other(..) => idle_other += 1,
+            StreamNews::Redirect(..) => {}
+        }
+    }
+    let errors = (n - waiting) + idle_ended;
+    let per_browser = (rss_held as f64 - rss_before as f64) / waiting.max(1) as f64;
+    tables.waiting.row(vec![
+        format!("{run}"),
+        format!("{n}"),
+        format!("{}", waiting - idle_ended),
+        format!("{errors}"),
+        f1(open_secs),
+        format!("{:.0}", n as f64 / open_secs),
+        f1(open_cpu),
+        f1(rss_before as f64 / 1024.0),
+        f1(rss_held as f64 / 1024.0),
+        f1(per_browser),
+        f2(idle_cpu),
+        f2(idle_bench_cpu),
+    ]);
+    results.push(json!({
+        "scenario": 1, "run": run, "browsers": n, "waiting": waiting - idle_ended,
+        "errors": errors, "error_kinds": open_errors, "other_events_while_idle": idle_other,
+        "open_secs": open_secs, "open_server_cpu_pct": open_cpu,
+        "rss_before_kib": rss_before, "rss_held_kib": rss_held,
+        "kib_per_browser": per_browser, "idle_secs": args.idle_secs,
+        "idle_server_cpu_pct": idle_cpu, "idle_bench_cpu_pct": idle_bench_cpu,
+    }));
+    if !open_errors.is_empty() {
+        eprintln!("scenario 1 errors: {open_errors:?}");
+    }
+
+    if args.scenarios.contains(&2) {
+        push_latency(args, &server, n, run, &mut held, tables, results).await?;
+    }
+    held.stop.send_replace(true);
+    drop(held);
+    let fetches = server.token_fetches().await?;
+    tables.tokens.row(vec![
+        format!("browsers {n}, run {run}"),
+        format!("{fetches}"),
+    ]);
+    results.push(json!({ "token_fetches": fetches, "server": format!("browsers {n}, run {run}") }));
+    server.stop().await;
+    Ok(())
+}
+
+/// A signed (and in safe mode encrypted) scan callback as WeChat sends it.
+fn callback_request(
+    host: &str,
+    openid: &str,
+    scene: &str,
+    ticket: &str,
+    safe: Option<&crypto::AesKey>,
+) -> Vec<u8> {
+    let timestamp = unix_now().to_string();
+    let nonce = wxlogin::db::random_hex(8);
+    let xml = message::scan_event_xml(ACCOUNT, openid, unix_now(), true, scene, ticket);
+    let sig = signature::sign(&[TOKEN, &timestamp, &nonce]);
+    let (query, body) = match safe {
+        None => (
+            format!("signature={sig}&timestamp={timestamp}&nonce={nonce}&openid={openid}"),
+            xml,
+        ),
+        Some(key) => {
+            let mut random = [0u8; 16];
+            rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut random);
+            let encrypted = crypto::encrypt(key, APPID, &xml, random);
+            let msg_sig = signature::sign(&[TOKEN, &timestamp, &nonce, &encrypted]);
+            (
+                format!(
+                    "signature={sig}&timestamp={timestamp}&nonce={nonce}&openid={openid}\
+                     &encrypt_type=aes&msg_signature={msg_sig}"
+                ),
+                format!(
+                    "<xml><ToUserName><![CDATA[{ACCOUNT}]]></ToUserName><Encrypt><![CDATA[{encrypted}]]></Encrypt></xml>"
+                ),
+            )
+        }
+    };
+    format!(
+        "POST /wechat/callback?{query} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: Mozilla/4.0\r\n\
+         Content-Type: text/xml\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+/// Scenario 2: scan every waiting browser at `scan_rate`, through `scan_connections`
+/// keep-alive connections, and time each callback to its browser's `event: redirect`.
+async fn push_latency(
+    args: &Args,
+    server: &Server,
+    n: usize,
+    run: usize,
+    held: &mut Held,
+    tables: &mut Tables,
+    results: &mut Vec<Value>,
+) -> anyhow::Result<()> {
+    // The scenes: WeChat knows them from qrcode/create; the bench reads them (read-only).
+    let mut db = server.db().await?;
+    let scenes: HashMap<String, String> =
+        sqlx::query_as::<_, (String, String)>("SELECT ticket, scene FROM login_scenes")
+            .fetch_all(&mut db)
+            .await?
+            .into_iter()
+            .collect();
+    drop(db);
+    let targets: Vec<(usize, String, String)> = held
+        .tickets
+        .iter()
+        .enumerate()
+        .filter_map(|(idx, t)| {
+            let ticket = t.as_ref()?;
+            Some((idx, ticket.clone(), scenes.get(ticket)?.clone()))
+        })
+        .collect();
+
+    let mut pool = Vec::new();
+    for _ in 0..args.scan_connections.max(1) {
+        pool.push(Conn::connect(server.addr).await?);
+    }
+    let pool = Arc::new(Mutex::new(pool));
+    let gate = Arc::new(Semaphore::new(args.scan_connections.max(1)));
+    let sent_at: Arc<Vec<AtomicU64>> = Arc::new((0..n).map(|_| AtomicU64::new(0)).collect());
+    let callback_times = Arc::new(Mutex::new(Latencies::default()));
+    let callback_errors = Arc::new(AtomicUsize::new(0));
+    let late_sends = Arc::new(AtomicUsize::new(0));
+
+    let period = Duration::from_secs_f64(1.0 / args.scan_rate.max(1) as f64);
+    let started = Instant::now();
+    let cpu = CpuMeter::start(server);
+    let mut sends = tokio::task::JoinSet::new();
+    for (i, (idx, ticket, scene)) in targets.iter().cloned().enumerate() {
+        let due = started + period * i as u32;
+        tokio::time::sleep_until(due.into()).await;
+        let (pool, gate, sent_at) = (pool.clone(), gate.clone(), sent_at.clone());
+        let (times, errors, late) = (
+            callback_times.clone(),
+            callback_errors.clone(),
+            late_sends.clone(),
+        );
+        let host = server.host.clone();
+        sends.spawn(async move {
+            let request = callback_request(
+                &host,
+                &format!("o_bench_{run}_{idx}"),
+                &scene,
+                &ticket,
+                None,
+            );
+            let _permit = gate.acquire().await.expect("gate open");
+            let mut conn = pool.lock().unwrap().pop().expect("a connection per permit");
+            if due.elapsed() > Duration::from_millis(5) {
+                late.fetch_add(1, Ordering::Relaxed);
+            }
+            let t0 = Instant::now();
+            sent_at[idx].store(stamp(), Ordering::Release);
+            let answer =
+                tokio::time::timeout(Duration::from_secs(10), conn.request(&request)).await;
+            let ok = matches!(&answer, Ok(Ok((head, _))) if head.status == 200);
+            times.lock().unwrap().push(t0.elapsed());
+            if ok {
+                pool.lock().unwrap().push(conn);
+            } else {
+                errors.fetch_add(1, Ordering::Relaxed);
+                if let Ok(fresh) = Conn::connect(conn_addr(&host)).await {
+                    pool.lock().unwrap().push(fresh);
+                }
+            }
+        });
+        // Reap finished sends as we go, so the set stays small.
+        while sends.try_join_next().is_some() {}
+    }
+    while sends.join_next().await.is_some() {}
+    let send_secs = started.elapsed().as_secs_f64();
+
+    // Collect the redirects (all should be in by now; wait at most 10 s more).
+    let mut latencies = Latencies::default();
+    let mut received = 0;
+    let mut lost: HashMap<String, usize> = HashMap::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while received + lost.values().sum::<usize>() < targets.len() {
+        let news = match tokio::time::timeout_at(deadline, held.news.recv()).await {
+            Ok(Some(news)) => news,
+            _ => break,
+        };
+        match news {
+            StreamNews::Redirect(idx, at) => {
+                let sent = sent_at[idx].load(Ordering::Acquire);
+                if sent > 0 {
+                    received += 1;
+                    latencies.push(Duration::from_nanos(at.saturating_sub(sent)));
+                }
+            }
+            StreamNews::Ended(_, e) => *lost.entry(e).or_default() += 1,
+            StreamNews::Other(e) => *lost.entry(format!("event {e}")).or_default() += 0,
+        }
+    }
+    let (push_cpu, push_bench_cpu) = cpu.stop();
+    let missing = targets.len() - received;
+    let latencies = latencies.sorted();
+    let callbacks = std::mem::take(&mut *callback_times.lock().unwrap()).sorted();
+    let errors = callback_errors.load(Ordering::Relaxed);
+    tables.push.row(vec![
+        format!("{run}"),
+        format!("{n}"),
+        format!("{}", targets.len()),
+        format!("{:.0}", targets.len() as f64 / send_secs),
+        format!("{received}"),
+        format!("{}", missing + errors),
+        f2(latencies.ms(0.5)),
+        f2(latencies.ms(0.99)),
+        f2(latencies.max_ms()),
+        f2(callbacks.ms(0.5)),
+        f2(callbacks.ms(0.99)),
+        f1(push_cpu),
+        f1(push_bench_cpu),
+    ]);
+    results.push(json!({
+        "scenario": 2, "run": run, "browsers": n, "scans": targets.len(),
+        "scan_rate_target": args.scan_rate, "scan_rate": targets.len() as f64 / send_secs,
+        "sends_late_over_5ms": late_sends.load(Ordering::Relaxed),
+        "redirects": received, "missing": missing, "lost": lost, "callback_errors": errors,
+        "push_latency": latencies.json(), "callback_response": callbacks.json(),
+        "server_cpu_pct": push_cpu, "bench_cpu_pct": push_bench_cpu,
+    }));
+    Ok(())
+}
+
+fn conn_addr(host: &str) -> SocketAddr {
+    host.parse().expect("host is ip:port")
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scenarios 3 and 4: closed-loop throughput.
+
+/// Runs `concurrency` workers on keep-alive connections for `secs`; each calls `make(worker, i)`
+/// for the request and `check` on the answer. Returns (requests, errors, latencies, wall secs,
+/// server cpu %, bench cpu %).
+async fn closed_loop(
+    server: &Server,
+    concurrency: usize,
+    secs: u64,
+    make: Arc<dyn Fn(usize, usize) -> Vec<u8> + Send + Sync>,
+    check: fn(&http::Head, &[u8]) -> bool,
+) -> anyhow::Result<(usize, usize, Summary, f64, f64, f64)> {
+    let stop_at = Instant::now() + Duration::from_secs(secs);
+    // A hard bound on the count as well as the time.
+    const MAX_PER_WORKER: usize = 1_000_000;
+    let cpu = CpuMeter::start(server);
+    let started = Instant::now();
+    let mut workers = tokio::task::JoinSet::new();
+    for w in 0..concurrency {
+        let make = make.clone();
+        let addr = server.addr;
+        workers.spawn(async move {
+            let mut latencies = Latencies::default();
+            let mut errors = 0usize;
+            let mut conn = Conn::connect(addr).await.ok();
+            for i in 0..MAX_PER_WORKER {
+                if Instant::now() >= stop_at {
+                    break;
+                }
+                let request = make(w, i);
+                let Some(c) = conn.as_mut() else {
+                    errors += 1;
+                    conn = Conn::connect(addr).await.ok();
+                    continue;
+                };
+                let t0 = Instant::now();
+                let answer =
+                    tokio::time::timeout(Duration::from_secs(10), c.request(&request)).await;
+                latencies.push(t0.elapsed());
+                match answer {
+                    Ok(Ok((head, body))) if check(&head, &body) => {}
+                    Ok(Ok(_)) => errors += 1,
+                    _ => {
+                        errors += 1;
+                        conn = Conn::connect(addr).await.ok();
+                    }
+                }
+            }
+            (latencies, errors)
+        });
+    }
+    let mut all = Latencies::default();
+    let mut errors = 0;
+    while let Some(done) = workers.join_next().await {
+        let (l, e) = done?;
+        all.0.extend(l.0);
+        errors += e;
+    }
+    let wall = started.elapsed().as_secs_f64();
+    let (server_cpu, bench_cpu) = cpu.stop();
+    let count = all.0.len();
+    Ok((count, errors, all.sorted(), wall, server_cpu, bench_cpu))
+}
+
+async fn callbacks(
+    args: &Args,
+    binary: &Path,
+    tables: &mut Tables,
+    results: &mut Vec<Value>,
+) -> anyhow::Result<()> {
+    for safe in [false, true] {
+        let server = Server::start(args, binary, safe).await?;
+        let key = safe.then(|| crypto::AesKey::parse(AES_KEY).expect("valid key"));
+        let mode = if safe { "safe (AES)" } else { "plaintext" };
+        for run in 1..=args.runs {
+            let host = server.host.clone();
+            let key = key.clone();
+            // A new person (FromUserName) per callback, so each is a new delivery; the scene is
+            // random, so unknown: the answer is "expired", after the full transaction (request
+            // and delivery records, follower upsert, scene lookup, reply stored).
+            let make: Arc<dyn Fn(usize, usize) -> Vec<u8> + Send + Sync> = Arc::new(move |w, i| {
+                let openid = format!("o_tp_{run}_{w}_{i}");
+                let scene = wxlogin::db::random_hex(20);
+                callback_request(&host, &openid, &scene, "TICKET", key.as_ref())
+            });
+            let check: fn(&http::Head, &[u8]) -> bool = if safe {
+                |h, b| h.status == 200 && b.windows(9).any(|w| w == b"<Encrypt>")
+            } else {
+                |h, b| h.status == 200 && b.starts_with(b"<xml>")
+            };
+            let (count, errors, lat, wall, scpu, bcpu) =
+                closed_loop(&server, args.concurrency, args.secs, make, check).await?;
+            tables.callbacks.row(vec![
+                mode.to_owned(),
+                format!("{run}"),
+                format!("{}", args.concurrency),
+                format!("{count}"),
+                format!("{errors}"),
+                format!("{:.0}", count as f64 / wall),
+                f2(lat.ms(0.5)),
+                f2(lat.ms(0.99)),
+                f2(lat.max_ms()),
+                f1(scpu),
+                f1(bcpu),
+            ]);
+            results.push(json!({
+                "scenario": 3, "mode": mode, "run": run, "concurrency": args.concurrency,
+                "requests": count, "errors": errors, "per_sec": count as f64 / wall,
+                "latency": lat.json(), "server_cpu_pct": scpu, "bench_cpu_pct": bcpu,
+                "scenes": "unknown (random): answered expired after the full transaction",
+            }));
+        }
+        let fetches = server.token_fetches().await?;
+        tables
+            .tokens
+            .row(vec![format!("callbacks, {mode}"), format!("{fetches}")]);
+        results.push(json!({ "token_fetches": fetches, "server": format!("callbacks, {mode}") }));
+        server.stop().await;
+    }
+    Ok(())
+}
+
+async fn login_pages(
+    args: &Args,
+    binary: &Path,
+    tables: &mut Tables,
+    results: &mut Vec<Value>,
+) -> anyhow::Result<()> {
+    let server = Server::start(args, binary, false).await?;
+    // Warm-up (token fetch, caches), not measured.
+    let host = server.host.clone();
+    let make: Arc<dyn Fn(usize, usize) -> Vec<u8> + Send + Sync> =
+        Arc::new(move |_, _| get_request(&host, "/login", None, &simulated_client(), "text/html"));
+    let check: fn(&http::Head, &[u8]) -> bool =
+        |h, b| h.status == 200 && h.header("set-cookie").is_some() && b.len() > 1000;
+    closed_loop(&server, args.concurrency, 1, make.clone(), check).await?;
+    for run in 1..=args.runs {
+        let (count, errors, lat, wall, scpu, bcpu) =
+            closed_loop(&server, args.concurrency, args.secs, make.clone(), check).await?;
+        tables.pages.row(vec![
+            format!("{run}"),
+            format!("{}", args.concurrency),
+            format!("{count}"),
+            format!("{errors}"),
+            format!("{:.0}", count as f64 / wall),
+            f2(lat.ms(0.5)),
+            f2(lat.ms(0.99)),
+            f2(lat.max_ms()),
+            f1(scpu),
+            f1(bcpu),
+        ]);
+        results.push(json!({
+            "scenario": 4, "run": run, "concurrency": args.concurrency, "requests": count,
+            "errors": errors, "per_sec": count as f64 / wall, "latency": lat.json(),
+            "server_cpu_pct": scpu, "bench_cpu_pct": bcpu,
+        }));
+    }
+
+    // A first visit: the page (QR inline), then what it links: /style.css and /app.js.
+    let mut conn = Conn::connect(server.addr).await?;
+    let mut total_wire = 0;
+    let mut total_body = 0;
+    let mut sizes = Vec::new();
+    let mut html = String::new();
+    for path in ["/login", "/style.css", "/app.js"] {
+        let before = conn.bytes_in;
+        let accept = if path == "/login" { "text/html" } else { "*/*" };
+        let (head, body) = conn
+            .request(&get_request(
+                &server.host,
+                path,
+                None,
+                &simulated_client(),
+                accept,
+            ))
+            .await?;
+        anyhow::ensure!(head.status == 200, "GET {path}: HTTP {}", head.status);
+        let wire = conn.bytes_in - before;
+        if path == "/login" {
+            html = String::from_utf8_lossy(&body).into_owned();
+        }
+        total_wire += wire;
+        total_body += body.len();
+        sizes.push((path, body.len(), wire));
+    }
+    let qr = between(&html, "<svg", "</svg>").map_or(0, |s| s.len() + "<svg</svg>".len());
+    for (path, body, wire) in &sizes {
+        let note = if *path == "/login" {
+            format!(" (inline QR SVG {qr} B)")
+        } else {
+            String::new()
+        };
+        tables.bytes.row(vec![
+            format!("{path}{note}"),
+            format!("{body}"),
+            format!("{wire}"),
+        ]);
+    }
+    tables.bytes.row(vec![
+        "first visit, total".into(),
+        format!("{total_body} ({:.1} KiB)", total_body as f64 / 1024.0),
+        format!("{total_wire} ({:.1} KiB)", total_wire as f64 / 1024.0),
+    ]);
+    anyhow::ensure!(
+        html.contains("/style.css") && html.contains("/app.js"),
+        "the page links other resources than /style.css and /app.js"
+    );
+    results.push(json!({
+        "scenario": 4, "first_visit": sizes.iter().map(|(p, b, w)| json!({"path": p, "body": b, "wire": w})).collect::<Vec<_>>(),
+        "qr_svg_bytes": qr, "total_body": total_body, "total_wire": total_wire,
+    }));
+    let fetches = server.token_fetches().await?;
+    tables
+        .tokens
+        .row(vec!["login pages".into(), format!("{fetches}")]);
+    results.push(json!({ "token_fetches": fetches, "server": "login pages" }));
+    server.stop().await;
+    Ok(())
+}
+
+struct Tables {
+    waiting: Table,
+    push: Table,
+    callbacks: Table,
+    pages: Table,
+    bytes: Table,
+    tokens: Table,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    base();
+    let limit = rlimit::increase_nofile_limit(u64::MAX).unwrap_or(0);
+    let need = args.browsers.iter().max().copied().unwrap_or(0) as u64 + 200;
+    if args.scenarios.iter().any(|s| *s <= 2) && limit < need {
+        eprintln!("warning: open-file limit is {limit}, {need} wanted; expect connect errors");
+    }
+    let binary = match &args.server {
+        Some(path) => path.clone(),
+        None => std::env::current_exe()?
+            .parent()
+            .map(|d| d.join("wxlogin"))
+            .ok_or_else(|| anyhow::anyhow!("no directory for the server binary"))?,
+    };
+    anyhow::ensure!(
+        binary.exists(),
+        "{} not found: build it with `cargo build --release`, or pass --server",
+        binary.display()
+    );
+    let mut tables = Tables {
+        waiting: Table::new(
+            "1. Waiting browsers (GET /login, then GET /login/events held open)",
+            &[
+                "run",
+                "browsers",
+                "waiting",
+                "errors",
+                "open s",
+                "opened/s",
+                "open CPU %",
+                "RSS before MiB",
+                "RSS held MiB",
+                "KiB/browser",
+                "idle CPU %",
+                "bench idle CPU %",
+            ],
+        ),
+        push: Table::new(
+            format!(
+                "2. Push latency (signed scan callbacks at {}/s while the browsers wait; callback sent -> `event: redirect` read)",
+                args.scan_rate
+            ),
+            &[
+                "run",
+                "browsers",
+                "scans",
+                "scans/s",
+                "redirects",
+                "errors",
+                "p50 ms",
+                "p99 ms",
+                "max ms",
+                "callback p50 ms",
+                "callback p99 ms",
+                "server CPU %",
+                "bench CPU %",
+            ],
+        ),
+        callbacks: Table::new(
+            "3. Callback throughput (new FromUserName each, unknown scene -> \"expired\" reply after the full transaction)",
+            &[
+                "mode",
+                "run",
+                "in flight",
+                "requests",
+                "errors",
+                "per s",
+                "p50 ms",
+                "p99 ms",
+                "max ms",
+                "server CPU %",
+                "bench CPU %",
+            ],
+        ),
+        pages: Table::new(
+            "4. Login page (GET /login with no cookie: new session, new scene, new QR)",
+            &[
+                "run",
+                "in flight",
+                "pages",
+                "errors",
+                "per s",
+                "p50 ms",
+                "p99 ms",
+                "max ms",
+                "server CPU %",
+                "bench CPU %",
+            ],
+        ),
+        bytes: Table::new(
+            "4b. First visit (bytes)",
+            &["resource", "body", "on the wire"],
+        ),
+        tokens: Table::new(
+            "Access-token fetches per server (rows in sandbox_tokens)",
+            &["server", "fetches"],
+        ),
+    };
+    let mut results = Vec::new();
+    println!(
+        "wxlogin-bench: server {}, {} cores, open-file limit {limit}",
+        binary.display(),
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    if args.scenarios.iter().any(|s| *s == 1 || *s == 2) {
+        for &n in &args.browsers {
+            for run in 1..=args.runs {
+                eprintln!("scenario 1+2: {n} browsers, run {run}");
+                browsers_and_push(&args, &binary, n, run, &mut tables, &mut results).await?;
+            }
+        }
+        tables.waiting.print();
+        if args.scenarios.contains(&2) {
+            tables.push.print();
+        }
+    }
+    if args.scenarios.contains(&3) {
+        eprintln!("scenario 3: callbacks");
+        callbacks(&args, &binary, &mut tables, &mut results).await?;
+        tables.callbacks.print();
+    }
+    if args.scenarios.contains(&4) {
+        eprintln!("scenario 4: login pages");
+        login_pages(&args, &binary, &mut tables, &mut results).await?;
+        tables.pages.print();
+        tables.bytes.print();
+    }
+    tables.tokens.print();
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_string_pretty(&Value::Array(results))?)?;
+        println!("\nJSON written to {}", path.display());
+    }
+    Ok(())
+}

@@ -1,0 +1,496 @@
+//! Production concerns: security headers and cookies, client IPs behind proxies, the per-IP cap
+//! on new QR codes, logging out everywhere, metrics, backups, and the real binary surviving
+//! SIGKILL and stopping cleanly on SIGTERM.
+
+use std::{
+    io::{BufRead, BufReader},
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+use wxlogin::config::IpNet;
+
+use crate::helpers::{TestApp, between, location, spawn_app, spawn_app_with};
+
+#[tokio::test]
+async fn every_page_carries_the_security_headers() {
+    let app = spawn_app().await;
+    for path in ["/", "/login", "/nonexistent"] {
+        let response = app.browser().get(app.url(path)).send().await.unwrap();
+        let h = response.headers();
+        let csp = h["content-security-policy"].to_str().unwrap();
+        assert!(
+            csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'"),
+            "{path}: {csp}"
+        );
+        assert!(!csp.contains("unsafe-inline"));
+        assert_eq!(h["x-content-type-options"], "nosniff");
+        assert_eq!(h["referrer-policy"], "same-origin");
+        assert!(h.get("x-request-id").is_some(), "{path}");
+        assert!(
+            h.get("strict-transport-security").is_none(),
+            "no HSTS over http"
+        );
+    }
+}
+
+#[tokio::test]
+async fn behind_https_cookies_are_secure_and_hsts_is_sent() {
+    let app =
+        spawn_app_with(|s| s.public_url = Some("https://login.example.com".parse().unwrap())).await;
+    let response = app.browser().get(app.url("/login")).send().await.unwrap();
+    assert!(
+        response.headers()["strict-transport-security"]
+            .to_str()
+            .unwrap()
+            .contains("max-age=")
+    );
+    let cookie = response.headers()["set-cookie"].to_str().unwrap();
+    assert!(
+        cookie.contains("Secure") && cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
+        "{cookie}"
+    );
+}
+
+async fn client_ip_of_newest_scene(app: &TestApp) -> String {
+    sqlx::query_scalar(
+        "SELECT client_ip FROM login_scenes ORDER BY created_at DESC, rowid DESC LIMIT 1",
+    )
+    .fetch_one(&app.state.db)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn forwarded_for_is_believed_only_from_a_trusted_proxy() {
+    let direct = spawn_app().await;
+    direct
+        .browser()
+        .get(direct.url("/login"))
+        .header("x-forwarded-for", "203.0.113.7")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(client_ip_of_newest_scene(&direct).await, "127.0.0.1");
+
+    let proxied =
+        spawn_app_with(|s| s.ops.trusted_proxies = vec![IpNet::parse("127.0.0.1").unwrap()]).await;
+    proxied
+        .browser()
+        .get(proxied.url("/login"))
+        .header("x-forwarded-for", "198.51.100.1, 203.0.113.7")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(client_ip_of_newest_scene(&proxied).await, "203.0.113.7");
+}
+
+#[tokio::test]
+async fn new_qr_codes_per_client_ip_are_capped_but_reloads_are_free() {
+    let app = spawn_app_with(|s| s.ops.qr_per_ip_per_hour = 3).await;
+    let first = app.browser();
+    let page = app.open_login(&first).await;
+    app.open_login(&app.browser()).await;
+    app.open_login(&app.browser()).await;
+
+    let capped = app
+        .browser()
+        .get(app.url("/login"))
+        .header("accept-language", "en")
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(capped.status(), 429);
+    assert!(capped.headers().get("retry-after").is_some());
+    assert!(
+        capped
+            .text()
+            .await
+            .unwrap()
+            .contains("Too many requests from your network")
+    );
+    assert_eq!(
+        app.open_login(&first).await.ticket,
+        page.ticket,
+        "a reload reuses its code"
+    );
+    assert_eq!(app.count("login_scenes").await, 3);
+}
+
+#[tokio::test]
+async fn log_out_everywhere_ends_every_session_of_that_person() {
+    let app = spawn_app().await;
+    let laptop = app.browser();
+    app.log_in_new_user(&laptop, "o_everywhere", "13600000001")
+        .await;
+    let phone = app.browser();
+    let page = app.open_login(&phone).await;
+    app.scan(&page.ticket, "o_everywhere").await;
+    assert_eq!(
+        location(&phone.get(app.url("/login/complete")).send().await.unwrap()),
+        "/"
+    );
+
+    let csrf = app.csrf(&phone, "/").await;
+    let out = phone
+        .post(app.url("/logout/everywhere"))
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(location(&out), "/");
+    for browser in [&laptop, &phone] {
+        let home = browser
+            .get(app.url("/"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(home.contains(r#"id="login-link""#), "logged out");
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[tokio::test]
+async fn metrics_are_served_only_on_their_own_address() {
+    let port = free_port();
+    let app =
+        spawn_app_with(|s| s.ops.metrics_addr = Some(format!("127.0.0.1:{port}").parse().unwrap()))
+            .await;
+    let page = app.open_login(&app.browser()).await;
+    app.scan(&page.ticket, "o_metrics").await;
+
+    let public = app.browser().get(app.url("/metrics")).send().await.unwrap();
+    assert_eq!(public.status(), 404);
+    let mut text = String::new();
+    for _ in 0..50 {
+        if let Ok(r) = reqwest::get(format!("http://127.0.0.1:{port}/metrics")).await {
+            text = r.text().await.unwrap();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(text.contains("wxlogin_qr_codes_created_total 1"), "{text}");
+    assert!(text.contains("wxlogin_scans_total{kind=\"subscribe\"} 1"));
+    assert!(text.contains("wxlogin_logins_total{outcome=\"needs_bind\"} 1"));
+    assert!(text.contains("wxlogin_token_fetches_total 1"));
+    assert!(text.contains("wxlogin_callback_duration_seconds_count 1"));
+}
+
+#[tokio::test]
+async fn a_backup_is_a_consistent_copy_and_never_overwrites() {
+    let app = spawn_app().await;
+    app.log_in_new_user(&app.browser(), "o_backup", "13600000002")
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("copy.db");
+
+    let bytes = wxlogin::db::backup(&app.state.db, &file).await.unwrap();
+
+    assert!(bytes > 0);
+    let copy = sqlx::SqlitePool::connect(&format!("sqlite://{}", file.display()))
+        .await
+        .unwrap();
+    let users: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users")
+        .fetch_one(&copy)
+        .await
+        .unwrap();
+    assert_eq!(users, 1);
+    assert!(
+        wxlogin::db::backup(&app.state.db, &file).await.is_err(),
+        "refuses to overwrite"
+    );
+}
+
+/// The real `wxlogin` binary on port 0 with the given database.
+struct Process {
+    child: Child,
+    address: String,
+}
+
+impl Process {
+    fn start(db: &str) -> Process {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_wxlogin"))
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("LEPTOS_SITE_ADDR", "127.0.0.1:0")
+            .env("WXLOGIN_DATABASE_URL", db)
+            .env("WXLOGIN_QR_PER_IP_PER_HOUR", "100000")
+            .env("WXLOGIN_SMS_PER_IP_HOUR", "100000")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("wxlogin binary starts");
+        let stderr = child.stderr.take().unwrap();
+        let mut lines = BufReader::new(stderr).lines();
+        let address = loop {
+            let line = lines.next().expect("server prints its address").unwrap();
+            if let Some(url) = between(&line, "open ", "/login") {
+                break url;
+            }
+        };
+        // Keep draining stderr so the server never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Process { child, address }
+    }
+
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One person's whole first login against a server at `address`; `Ok(phone)` once the
+/// binding was acknowledged (the redirect after the code).
+async fn bind_one(address: &str, n: usize) -> Result<String, String> {
+    let err = |e: reqwest::Error| e.to_string();
+    let browser = reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let html = browser
+        .get(format!("{address}/login"))
+        .send()
+        .await
+        .map_err(err)?
+        .text()
+        .await
+        .map_err(err)?;
+    let ticket = between(&html, "/sandbox/scan/", "\"").ok_or("no ticket")?;
+    browser
+        .post(format!("{address}/sandbox/api/scan"))
+        .json(&serde_json::json!({"ticket": ticket, "openid": format!("o_kill_{n}")}))
+        .send()
+        .await
+        .map_err(err)?;
+    let bind = browser
+        .get(format!("{address}/bind"))
+        .send()
+        .await
+        .map_err(err)?
+        .text()
+        .await
+        .map_err(err)?;
+    let csrf = between(&bind, r#"name="csrf" value=""#, "\"").ok_or("no csrf")?;
+    let phone = format!("135{n:08}");
+    browser
+        .post(format!("{address}/bind/code"))
+        .form(&[("csrf", csrf.as_str()), ("phone", phone.as_str())])
+        .send()
+        .await
+        .map_err(err)?;
+    let sms: serde_json::Value = browser
+        .get(format!("{address}/sandbox/api/sms?phone={phone}"))
+        .send()
+        .await
+        .map_err(err)?
+        .json()
+        .await
+        .map_err(err)?;
+    let code = sms["code"].as_str().ok_or("no code")?.to_owned();
+    let verified = browser
+        .post(format!("{address}/bind/verify"))
+        .form(&[("csrf", csrf.as_str()), ("code", code.as_str())])
+        .send()
+        .await
+        .map_err(err)?;
+    if location(&verified) == "/login/complete" {
+        Ok(phone)
+    } else {
+        Err(format!("status {}", verified.status()))
+    }
+}
+
+#[tokio::test]
+async fn bindings_acknowledged_before_a_sigkill_are_all_there_after_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("kill.db").display());
+    let server = Process::start(&db);
+    let address = server.address.clone();
+
+    // Bind people in parallel until the server is killed under them.
+    let workers = (0..4).map(|w| {
+        let address = address.clone();
+        tokio::spawn(async move {
+            let mut acknowledged = Vec::new();
+            for i in 0..200 {
+                match bind_one(&address, w * 1000 + i).await {
+                    Ok(phone) => acknowledged.push(phone),
+                    Err(_) => break, // the server is gone
+                }
+            }
+            acknowledged
+        })
+    });
+    let workers: Vec<_> = workers.collect();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    server.signal("KILL");
+    let mut acknowledged = Vec::new();
+    for w in workers {
+        acknowledged.extend(w.await.unwrap());
+    }
+    drop(server);
+    assert!(
+        acknowledged.len() >= 4,
+        "some bindings happened before the kill: {}",
+        acknowledged.len()
+    );
+
+    let restarted = Process::start(&db);
+    let pool = sqlx::SqlitePool::connect(&db).await.unwrap();
+    let integrity: String = sqlx::query_scalar("PRAGMA integrity_check")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(integrity, "ok");
+    for phone in &acknowledged {
+        let openid: Option<String> = sqlx::query_scalar("SELECT openid FROM users WHERE phone = ?")
+            .bind(format!("+86{phone}"))
+            .fetch_optional(&pool)
+            .await
+            .unwrap()
+            .flatten();
+        assert!(openid.is_some(), "acknowledged binding of {phone} lost");
+    }
+    assert_eq!(
+        reqwest::get(format!("{}/healthz", restarted.address))
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+}
+
+#[tokio::test]
+async fn sigterm_ends_event_streams_and_exits_promptly() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("term.db").display());
+    let mut server = Process::start(&db);
+    let browser = reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .unwrap();
+    browser
+        .get(format!("{}/login", server.address))
+        .send()
+        .await
+        .unwrap();
+    let mut stream = browser
+        .get(format!("{}/login/events", server.address))
+        .send()
+        .await
+        .unwrap();
+    assert!(stream.chunk().await.unwrap().is_some(), "stream open");
+
+    server.signal("TERM");
+
+    let ended = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Ok(Some(_)) = stream.chunk().await {}
+    })
+    .await;
+    assert!(ended.is_ok(), "the event stream ended");
+    let started = std::time::Instant::now();
+    loop {
+        if let Some(status) = server.child.try_wait().unwrap() {
+            assert!(status.success(), "{status}");
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(12),
+            "exited within the grace period"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_login_begun_before_a_restart_is_finished_by_the_next_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("restart.db").display());
+    let first = Process::start(&db);
+    let browser = reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let html = browser
+        .get(format!("{}/login", first.address))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let ticket = between(&html, "/sandbox/scan/", "\"").unwrap();
+    let mut stream = browser
+        .get(format!("{}/login/events", first.address))
+        .send()
+        .await
+        .unwrap();
+    assert!(stream.chunk().await.unwrap().is_some());
+
+    // A deploy: the old server is told to stop; its stream ends so the browser reconnects.
+    first.signal("TERM");
+    let ended = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Ok(Some(_)) = stream.chunk().await {}
+    })
+    .await;
+    assert!(ended.is_ok());
+    drop(first);
+    let second = Process::start(&db);
+
+    let mut stream = browser
+        .get(format!("{}/login/events", second.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), 200, "the same session picks its login up");
+    let scanned = reqwest::Client::new()
+        .post(format!("{}/sandbox/api/scan", second.address))
+        .json(&serde_json::json!({"ticket": ticket, "openid": "o_deploy"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(scanned.status(), 200, "the old QR code still works");
+    let mut seen = String::new();
+    while !seen.contains("event: redirect") {
+        let chunk = tokio::time::timeout(Duration::from_secs(5), stream.chunk())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(seen.contains("data: /bind"), "{seen}");
+    let bind = browser
+        .get(format!("{}/bind", second.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bind.status(), 200);
+}
