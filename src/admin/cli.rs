@@ -84,8 +84,10 @@ async fn set_admin(
 ) -> Result<(), CliError> {
     let phone = Phone::parse(raw_phone).ok_or_else(|| CliError::BadPhone(raw_phone.to_owned()))?;
     let mut tx = db.begin().await?;
+    // A write first: it takes the database's write lock, so the server can't change the row
+    // between this look-up and the change.
     let user: Option<(i64, bool)> =
-        sqlx::query_as("SELECT id, disabled FROM users WHERE phone = ?")
+        sqlx::query_as("UPDATE users SET id = id WHERE phone = ? RETURNING id, disabled")
             .bind(phone.e164())
             .fetch_optional(&mut *tx)
             .await?;
@@ -114,7 +116,9 @@ async fn set_admin(
 }
 
 async fn list(db: &SqlitePool, out: &mut impl Write) -> Result<(), CliError> {
-    let admins: Vec<(i64, String, Option<String>, bool, Option<i64>)> = sqlx::query_as(
+    // id, phone, openid, disabled, last login
+    type Row = (i64, String, Option<String>, bool, Option<i64>);
+    let admins: Vec<Row> = sqlx::query_as(
         "SELECT id, phone, openid, disabled, last_login_at FROM users WHERE is_admin = 1 ORDER BY id",
     )
     .fetch_all(db)

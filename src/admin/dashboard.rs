@@ -137,6 +137,7 @@ struct DayCount {
 const WIDTH: i64 = 600;
 const HEIGHT: i64 = 200;
 const LEFT: i64 = 34;
+const RIGHT: i64 = 18;
 const BOTTOM: i64 = 22;
 const TOP: i64 = 10;
 
@@ -150,7 +151,7 @@ fn chart_svg(series: &[DayCount], t: &Text) -> String {
         .unwrap_or(0)
         .max(1);
     let plot_height = HEIGHT - BOTTOM - TOP;
-    let slot = (WIDTH - LEFT) as f64 / series.len().max(1) as f64;
+    let slot = (WIDTH - LEFT - RIGHT) as f64 / series.len().max(1) as f64;
     let bar = (slot * 0.38).max(1.0);
     let y_of = |v: i64| TOP as f64 + plot_height as f64 * (1.0 - v as f64 / max as f64);
     let mut svg = format!(
@@ -161,8 +162,9 @@ fn chart_svg(series: &[DayCount], t: &Text) -> String {
     for v in [0, max / 2, max] {
         let y = y_of(v);
         svg.push_str(&format!(
-            r##"<line x1="{LEFT}" x2="{WIDTH}" y1="{y:.1}" y2="{y:.1}" stroke="#e5e6eb"/><text x="{x}" y="{ty:.1}" text-anchor="end" fill="#6b7280">{v}</text>"##,
+            r##"<line x1="{LEFT}" x2="{x2}" y1="{y:.1}" y2="{y:.1}" stroke="#e5e6eb"/><text x="{x}" y="{ty:.1}" text-anchor="end" fill="#6b7280">{v}</text>"##,
             x = LEFT - 4,
+            x2 = WIDTH - RIGHT,
             ty = y + 3.5,
         ));
     }

@@ -1,7 +1,7 @@
 //! The dashboard's live list of scans: `GET /admin/events` (server-sent events).
 //!
-//! [`LoginFeed`] is a broadcast that says "a login event was recorded" (with its row id), sent
-//! after the transaction that wrote the row commits. The database stays the source of truth:
+//! [`LoginFeed`] is a broadcast that says "a login event was recorded", sent after the
+//! transaction that wrote the row commits. The database stays the source of truth:
 //! a stream only uses the broadcast to wake up and then reads every `login_events` row after the
 //! last one it sent. So a lagging receiver, a missed publish or a reconnect (`Last-Event-ID`)
 //! loses nothing, and a stream also wakes on its own every few seconds to catch rows written by
@@ -42,7 +42,7 @@ const SHUTDOWN_KEY: &str = "admin:live";
 /// Announces recorded login events to the dashboards' streams. Cloning shares the channel.
 #[derive(Clone)]
 pub struct LoginFeed {
-    sender: broadcast::Sender<i64>,
+    sender: broadcast::Sender<()>,
 }
 
 impl Default for LoginFeed {
@@ -54,15 +54,16 @@ impl Default for LoginFeed {
 }
 
 impl LoginFeed {
-    /// Tells the streams that the `login_events` row `id` was committed. Call it after the commit:
-    /// a stream woken earlier would not see the row yet.
-    pub fn publish(&self, login_event_id: i64) {
+    /// Tells the streams that a `login_events` row was committed. Call it after the commit: a
+    /// stream woken earlier would not see the row yet. A woken stream sends every row after the
+    /// last one it sent.
+    pub fn publish(&self) {
         // No receivers (no dashboard open) is fine.
-        let _ = self.sender.send(login_event_id);
+        let _ = self.sender.send(());
     }
 
     /// A receiver of the notices published from now on.
-    pub fn subscribe(&self) -> broadcast::Receiver<i64> {
+    pub fn subscribe(&self) -> broadcast::Receiver<()> {
         self.sender.subscribe()
     }
 }
@@ -130,7 +131,7 @@ struct LiveLogins {
     lang: Lang,
     /// The newest row id sent (or already on the page).
     last_id: i64,
-    feed: broadcast::Receiver<i64>,
+    feed: broadcast::Receiver<()>,
     shutdown: hub::Subscription,
     queue: VecDeque<Event>,
     done: bool,

@@ -344,6 +344,7 @@ async fn verify_code(
     let message = match link(&state.db, &scene, &phone, code_id).await? {
         Linked::Yes(user_id) => {
             state.hub.notify(&scene.owner);
+            state.login_feed.publish();
             if let Some(openid) = scene.openid.clone() {
                 tokio::spawn(fetch_profile(state.clone(), user_id, openid));
             }

@@ -191,6 +191,7 @@ pub async fn handle(
     incoming: &Incoming,
 ) -> AppResult<Option<String>> {
     let event = delivery_event(&incoming.kind);
+    let _one_writer = crate::db::CALLBACK_WRITES.lock().await;
     let mut tx = state.db.begin().await?;
     // An exact replay of a signed request gets the first answer, whatever its body says.
     let new_request = sqlx::query(
@@ -285,6 +286,8 @@ pub async fn handle(
     tx.commit().await?;
     if let Some(owner) = woken {
         state.hub.notify(&owner);
+        // A browser is woken exactly when a login event was recorded: tell the dashboards.
+        state.login_feed.publish();
     }
     tracing::info!(event = incoming.kind.name(), "callback handled");
     Ok(reply)
