@@ -28,6 +28,7 @@ use subtle::ConstantTimeEq;
 use crate::{
     client_info::ClientInfo,
     db::now,
+    metrics::Metrics,
     error::AppResult,
     login::scene::{self, Scene, SceneState, Status},
     session::WebSession,
@@ -172,6 +173,7 @@ async fn send_code(
     .await?;
     if let Some(blocked) = blocked {
         tx.rollback().await?;
+        Metrics::inc(&state.metrics.sms_refused);
         tracing::info!(phone = %phone, limit = ?blocked.limit, until = blocked.until, "SMS code refused by a limit");
         return refuse_send(
             &state,
@@ -188,6 +190,7 @@ async fn send_code(
     }
     tx.commit().await?;
     if let Err(e) = state.sms.send(&phone, &code).await {
+        Metrics::inc(&state.metrics.sms_refused);
         // The gateway's own code goes to the log; the person only learns "try again".
         tracing::warn!(
             provider = e.provider(),
@@ -207,6 +210,7 @@ async fn send_code(
         };
         return render(lang, &session, form, StatusCode::SERVICE_UNAVAILABLE).await;
     }
+    Metrics::inc(&state.metrics.sms_sent);
     tracing::info!(phone = %phone, "SMS code sent");
     session_store.insert(BIND_PHONE, phone.national()).await?;
     // Post/redirect/get: reloading the page must not send another SMS.
@@ -472,6 +476,7 @@ async fn fetch_profile(state: AppState, user_id: i64, openid: String) {
     let info = match state.wechat.user_info(&openid).await {
         Ok(info) => info,
         Err(e) => {
+            Metrics::inc(&state.metrics.wechat_errors);
             tracing::warn!(errcode = ?e.errcode(), error = %e, "user/info failed after binding");
             return;
         }

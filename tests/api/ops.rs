@@ -168,8 +168,19 @@ async fn metrics_are_served_only_on_their_own_address() {
     let app =
         spawn_app_with(|s| s.ops.metrics_addr = Some(format!("127.0.0.1:{port}").parse().unwrap()))
             .await;
-    let page = app.open_login(&app.browser()).await;
+    let browser = app.browser();
+    let page = app.open_login(&browser).await;
     app.scan(&page.ticket, "o_metrics").await;
+    let csrf = app.csrf(&browser, "/bind").await;
+    for _ in 0..2 {
+        // The second is refused by the resend limit.
+        browser
+            .post(app.url("/bind/code"))
+            .form(&[("csrf", csrf.as_str()), ("phone", "13600000009")])
+            .send()
+            .await
+            .unwrap();
+    }
 
     let public = app.browser().get(app.url("/metrics")).send().await.unwrap();
     assert_eq!(public.status(), 404);
@@ -186,6 +197,8 @@ async fn metrics_are_served_only_on_their_own_address() {
     assert!(text.contains("wxlogin_logins_total{outcome=\"needs_bind\"} 1"));
     assert!(text.contains("wxlogin_token_fetches_total 1"));
     assert!(text.contains("wxlogin_callback_duration_seconds_count 1"));
+    assert!(text.contains("wxlogin_sms_total{result=\"sent\"} 1"), "{text}");
+    assert!(text.contains("wxlogin_sms_total{result=\"refused\"} 1"));
 }
 
 #[tokio::test]
@@ -211,6 +224,34 @@ async fn a_backup_is_a_consistent_copy_and_never_overwrites() {
         wxlogin::db::backup(&app.state.db, &file).await.is_err(),
         "refuses to overwrite"
     );
+}
+
+#[tokio::test]
+async fn the_backup_command_copies_a_running_servers_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("live.db").display());
+    let server = Process::start(&db);
+    assert!(bind_one(&server.address, 1).await.is_ok());
+    let copy = dir.path().join("copy.db");
+
+    let run = |file: &std::path::Path| {
+        Command::new(env!("CARGO_BIN_EXE_wxlogin"))
+            .env_clear()
+            .env("WXLOGIN_DATABASE_URL", &db)
+            .arg("backup")
+            .arg(file)
+            .output()
+            .unwrap()
+    };
+    let first = run(&copy);
+    let again = run(&copy);
+
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    assert!(String::from_utf8_lossy(&first.stdout).contains("wrote"));
+    assert!(!again.status.success(), "refuses to overwrite");
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", copy.display())).await.unwrap();
+    let users: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users").fetch_one(&pool).await.unwrap();
+    assert_eq!(users, 1);
 }
 
 /// The real `wxlogin` binary on port 0 with the given database.
