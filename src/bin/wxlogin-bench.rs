@@ -58,7 +58,10 @@ const AES_KEY: &str = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG";
 
 /// Load tests for wxlogin: waiting browsers, push latency, callbacks, login pages.
 #[derive(Parser, Debug, Clone)]
-#[command(version, about)]
+#[command(
+    version,
+    about = "Load tests for wxlogin (docs/benchmarks.md): waiting browsers, push latency, callbacks, login pages"
+)]
 struct Args {
     /// The wxlogin binary to start (default: `wxlogin` next to this program).
     #[arg(long)]
