@@ -77,25 +77,6 @@ async fn run(args: &Args, dir: &std::path::Path) -> anyhow::Result<()> {
         started.elapsed().as_secs_f64()
     );
 
-    // DIAG-START
-    let since = now() - 30 * 86400;
-    for sql in [
-        "SELECT COUNT(*) FROM users",
-        "SELECT COUNT(*) FROM users WHERE disabled = 1",
-        "SELECT COUNT(*) FROM users u JOIN followers f ON f.openid = u.openid WHERE f.following = 1",
-        "SELECT (bound_at + 28800) / 86400 AS day, COUNT(*) FROM users WHERE bound_at >= ?1 GROUP BY day",
-        "SELECT (at + 28800) / 86400 AS day, COUNT(*) FROM login_events WHERE outcome = 'logged_in' AND at >= ?1 GROUP BY day",
-        "SELECT e.id, e.user_id, u.phone, e.openid, e.outcome, e.client_ip, e.user_agent, e.at FROM login_events e LEFT JOIN users u ON u.id = e.user_id ORDER BY e.id DESC LIMIT 20",
-    ] {
-        let plan: Vec<(i64, i64, i64, String)> = sqlx::query_as(&format!("EXPLAIN QUERY PLAN {sql}")).bind(since).fetch_all(&db).await?;
-        for _ in 0..3 {
-            let t = Instant::now();
-            sqlx::query(sql).bind(since).fetch_all(&db).await?;
-            println!("{:?} {sql}", t.elapsed());
-        }
-        println!("{plan:?}");
-    }
-    // DIAG-END
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(Duration::from_secs(60))
