@@ -193,7 +193,7 @@ struct FileRoot {
 }
 
 // Sandbox credentials: the sandbox checks them like WeChat would, but they protect nothing.
-const SANDBOX_APPID: &str = "wxsandbox00000000";
+const SANDBOX_APPID: &str = "wxsandbox000000000";
 const SANDBOX_SECRET: &str = "sandbox-app-secret";
 const SANDBOX_TOKEN: &str = "sandboxtoken";
 
@@ -561,6 +561,12 @@ mod tests {
         ("WXLOGIN_WECHAT_TOKEN", "mytoken"),
         ("WXLOGIN_SMS_PROVIDER", "console"),
     ];
+
+    #[test]
+    fn the_sandbox_appid_is_a_valid_appid() {
+        // So a sandbox can stand in for WeChat behind an app in wechat mode, too.
+        assert_eq!(parse_appid(SANDBOX_APPID).unwrap(), SANDBOX_APPID);
+    }
 
     #[test]
     fn defaults_are_sandbox_on_port_3000() {

@@ -51,7 +51,7 @@ use wxlogin::wechat::{crypto, message, signature};
 
 /// The sandbox's built-in callback Token and AppID (config.rs).
 const TOKEN: &str = "sandboxtoken";
-const APPID: &str = "wxsandbox00000000";
+const APPID: &str = "wxsandbox000000000";
 const ACCOUNT: &str = "gh_sandbox000001";
 /// The EncodingAESKey of the safe-mode server (any valid 43-character key will do).
 const AES_KEY: &str = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG";

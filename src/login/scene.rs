@@ -162,17 +162,24 @@ pub async fn create(
     // Each code spends one of the account's 100,000 creations a day: a bot reloading the page
     // from one address must not burn them.
     let window_start = now() - 3600;
-    let (recent, oldest): (i64, Option<i64>) = sqlx::query_as(
-        "SELECT COUNT(*), MIN(created_at) FROM login_scenes WHERE client_ip = ? AND created_at > ?",
+    let cap = i64::from(state.settings.ops.qr_per_ip_per_hour);
+    // The cap-th newest code of this IP within the hour, if there is one: reading at most
+    // `cap` index entries, however many codes the IP made. When it leaves the window, the IP
+    // is under the cap again.
+    let capped_since: Option<i64> = sqlx::query_scalar(
+        "SELECT created_at FROM login_scenes WHERE client_ip = ? AND created_at > ? \
+         ORDER BY created_at DESC LIMIT 1 OFFSET ?",
     )
     .bind(&client.ip)
     .bind(window_start)
-    .fetch_one(&state.db)
+    .bind(cap - 1)
+    .fetch_optional(&state.db)
     .await?;
-    if recent >= i64::from(state.settings.ops.qr_per_ip_per_hour) {
-        tracing::warn!(ip = %client.ip, recent, "new QR codes per IP capped");
-        let retry_after = oldest.map(|t| t - window_start).unwrap_or(3600).max(1);
-        return Err(AppError::TooMany { retry_after });
+    if let Some(since) = capped_since {
+        tracing::warn!(ip = %client.ip, cap, "new QR codes per IP capped");
+        return Err(AppError::TooMany {
+            retry_after: (since - window_start).max(1),
+        });
     }
     // 20 random bytes: 160 bits, 40 hex characters (WeChat allows scene_str up to 64).
     let scene = random_hex(20);
