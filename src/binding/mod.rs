@@ -28,9 +28,9 @@ use subtle::ConstantTimeEq;
 use crate::{
     client_info::ClientInfo,
     db::now,
-    metrics::Metrics,
     error::AppResult,
     login::scene::{self, Scene, SceneState, Status},
+    metrics::Metrics,
     session::WebSession,
     state::AppState,
     ui::{self, Lang, PageOptions, Text, csrf_field, fill},

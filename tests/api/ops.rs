@@ -197,7 +197,10 @@ async fn metrics_are_served_only_on_their_own_address() {
     assert!(text.contains("wxlogin_logins_total{outcome=\"needs_bind\"} 1"));
     assert!(text.contains("wxlogin_token_fetches_total 1"));
     assert!(text.contains("wxlogin_callback_duration_seconds_count 1"));
-    assert!(text.contains("wxlogin_sms_total{result=\"sent\"} 1"), "{text}");
+    assert!(
+        text.contains("wxlogin_sms_total{result=\"sent\"} 1"),
+        "{text}"
+    );
     assert!(text.contains("wxlogin_sms_total{result=\"refused\"} 1"));
 }
 
@@ -246,11 +249,20 @@ async fn the_backup_command_copies_a_running_servers_database() {
     let first = run(&copy);
     let again = run(&copy);
 
-    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
     assert!(String::from_utf8_lossy(&first.stdout).contains("wrote"));
     assert!(!again.status.success(), "refuses to overwrite");
-    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", copy.display())).await.unwrap();
-    let users: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users").fetch_one(&pool).await.unwrap();
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", copy.display()))
+        .await
+        .unwrap();
+    let users: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
     assert_eq!(users, 1);
 }
 
