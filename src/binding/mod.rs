@@ -29,7 +29,7 @@ use crate::{
     client_info::ClientInfo,
     db::now,
     error::AppResult,
-    login::scene::{self, Scene, SceneState, Status},
+    login::scene::{self, Outcome, Scene, SceneState, Status},
     metrics::Metrics,
     session::WebSession,
     state::AppState,
@@ -453,17 +453,7 @@ async fn link(db: &SqlitePool, scene: &Scene, phone: &Phone, code_id: i64) -> Ap
         Some(user_id),
     )
     .await?;
-    sqlx::query(
-        "INSERT INTO login_events (user_id, openid, outcome, client_ip, user_agent, at) \
-         VALUES (?, ?, 'logged_in', ?, ?, ?)",
-    )
-    .bind(user_id)
-    .bind(openid)
-    .bind(&scene.client_ip)
-    .bind(&scene.user_agent)
-    .bind(t)
-    .execute(&mut *tx)
-    .await?;
+    scene::record_event(&mut tx, scene, Some(user_id), openid, Outcome::LoggedIn, t).await?;
     tx.commit().await?;
     tracing::info!(user_id, phone = %phone, "WeChat bound to phone");
     Ok(Linked::Yes(user_id))

@@ -20,7 +20,7 @@ use crate::{
     config::expose,
     db::{now, random_hex},
     error::{AppError, AppResult},
-    login::scene::{self, SceneState, Status},
+    login::scene::{self, Outcome, SceneState, Status},
     metrics::Metrics,
     state::AppState,
     ui::{Lang, fill},
@@ -365,19 +365,19 @@ async fn scan(
     let (new_state, outcome, text, user_id) = match &user {
         Some(u) if u.disabled => (
             SceneState::Rejected,
-            "disabled",
+            Outcome::Disabled,
             t.reply_disabled,
             Some(u.id),
         ),
         Some(u) => (
             SceneState::Authorized,
-            "logged_in",
+            Outcome::LoggedIn,
             t.reply_logged_in,
             Some(u.id),
         ),
         None => (
             SceneState::NeedsBind,
-            "needs_bind",
+            Outcome::NeedsBind,
             t.reply_needs_bind,
             None,
         ),
@@ -388,18 +388,7 @@ async fn scan(
         SceneState::NeedsBind => &metrics.logins_needs_bind,
         _ => &metrics.logins_ok,
     });
-    sqlx::query(
-        "INSERT INTO login_events (user_id, openid, outcome, client_ip, user_agent, at) \
-         VALUES (?, ?, ?, ?, ?, ?)",
-    )
-    .bind(user_id)
-    .bind(openid)
-    .bind(outcome)
-    .bind(&scene.client_ip)
-    .bind(&scene.user_agent)
-    .bind(t_now)
-    .execute(&mut *conn)
-    .await?;
+    scene::record_event(conn, &scene, user_id, openid, outcome, t_now).await?;
     // Say where the login is happening, so someone tricked into scanning a stranger's code
     // notices.
     let place = fill(
@@ -410,7 +399,7 @@ async fn scan(
             &beijing_time(t_now),
         ],
     );
-    let reply = if outcome == "disabled" {
+    let reply = if outcome == Outcome::Disabled {
         text.to_owned()
     } else {
         format!("{text}\n{place}")

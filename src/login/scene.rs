@@ -260,6 +260,52 @@ pub async fn resolve(
     Ok(())
 }
 
+/// What a scan (or a binding) came to, as `login_events` records it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The person may log in.
+    LoggedIn,
+    /// The person must bind a phone first.
+    NeedsBind,
+    /// The person is disabled.
+    Disabled,
+}
+
+impl Outcome {
+    fn as_str(self) -> &'static str {
+        match self {
+            Outcome::LoggedIn => "logged_in",
+            Outcome::NeedsBind => "needs_bind",
+            Outcome::Disabled => "disabled",
+        }
+    }
+}
+
+/// Writes a login history row for a scan of `scene`, with its login page's IP and user agent,
+/// in the caller's transaction.
+pub async fn record_event(
+    conn: &mut SqliteConnection,
+    scene: &Scene,
+    user_id: Option<i64>,
+    openid: &str,
+    outcome: Outcome,
+    at: i64,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO login_events (user_id, openid, outcome, client_ip, user_agent, at) \
+         VALUES (?, ?, ?, ?, ?, ?)",
+    )
+    .bind(user_id)
+    .bind(openid)
+    .bind(outcome.as_str())
+    .bind(&scene.client_ip)
+    .bind(&scene.user_agent)
+    .bind(at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 /// Redeems the browser's authorized scene: exactly once, and only by its owner. Returns the
 /// user to log in and their session epoch.
 pub async fn consume(db: &SqlitePool, owner: &str) -> sqlx::Result<Option<(i64, i64)>> {

@@ -207,14 +207,7 @@ impl SmsSender for AliyunSms {
             .send()
             .await
             .map_err(|e| SmsError::transport(PROVIDER, e.without_url()))?;
-        let status = response.status();
-        // Errors come with 4xx/5xx and the same JSON shape, so read the body either way.
-        let answer: serde_json::Value = response.json().await.map_err(|_| {
-            SmsError::transport(
-                PROVIDER,
-                format!("HTTP {}: the answer is not JSON", status.as_u16()),
-            )
-        })?;
+        let (status, answer) = super::json_answer(PROVIDER, response).await?;
         match answer["Code"].as_str() {
             Some("OK") if status.is_success() => Ok(()),
             Some(code) => Err(SmsError::refused(

@@ -117,6 +117,22 @@ impl SmsError {
     }
 }
 
+/// Reads a gateway's JSON answer, whatever its HTTP status (Alibaba and Tencent send errors as
+/// JSON with 4xx/5xx too). Returns the status with it.
+pub(crate) async fn json_answer(
+    provider: &'static str,
+    response: reqwest::Response,
+) -> Result<(reqwest::StatusCode, serde_json::Value), SmsError> {
+    let status = response.status();
+    let answer = response.json().await.map_err(|_| {
+        SmsError::transport(
+            provider,
+            format!("HTTP {}: the answer is not JSON", status.as_u16()),
+        )
+    })?;
+    Ok((status, answer))
+}
+
 /// Text from a gateway made fit for a log line: runs of 6 or more digits (a code, a phone
 /// number) become `***`, and it is cut to 200 characters.
 pub fn redact(text: &str) -> String {

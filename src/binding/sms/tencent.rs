@@ -254,13 +254,7 @@ impl SmsSender for TencentSms {
             .send()
             .await
             .map_err(|e| SmsError::transport(PROVIDER, e.without_url()))?;
-        let status = response.status();
-        let answer: serde_json::Value = response.json().await.map_err(|_| {
-            SmsError::transport(
-                PROVIDER,
-                format!("HTTP {}: the answer is not JSON", status.as_u16()),
-            )
-        })?;
+        let (status, answer) = super::json_answer(PROVIDER, response).await?;
         let answer = &answer["Response"];
         let request_id = answer["RequestId"].as_str();
         if let Some(code) = answer["Error"]["Code"].as_str() {
