@@ -74,14 +74,23 @@ async fn login_page(
     if user.is_some() {
         return Ok(Redirect::to(session.take_next().await?.as_str()).into_response());
     }
-    let owner = session.browser_key().await?;
-    let current = scene::current(&state.db, &owner).await?;
+    // A browser seen for the first time has no scene yet: no need to look.
+    let (owner, current) = match session.existing_browser_key().await? {
+        Some(owner) => {
+            let current = scene::current(&state.db, &owner).await?;
+            (owner, current)
+        }
+        None => (session.browser_key().await?, None),
+    };
     // Without JavaScript this page refreshes itself; the refresh moves the person on.
-    let scene = match current.as_ref().map(|s| (s, s.status(now()))) {
-        Some((_, Status::Authorized)) => return Ok(Redirect::to("/login/complete").into_response()),
-        Some((_, Status::NeedsBind)) => return Ok(Redirect::to("/bind").into_response()),
-        Some((s, Status::Rejected)) if query.fresh.is_none() => s.clone(),
-        _ => scene::live_or_new(&state, &owner, lang, &client).await?,
+    let status = current.as_ref().map(|s| s.status(now()));
+    let scene = match (current, status) {
+        (Some(_), Some(Status::Authorized)) => {
+            return Ok(Redirect::to("/login/complete").into_response());
+        }
+        (Some(_), Some(Status::NeedsBind)) => return Ok(Redirect::to("/bind").into_response()),
+        (Some(s), Some(Status::Rejected)) if query.fresh.is_none() => s,
+        (current, _) => scene::reuse_or_create(&state, current, &owner, lang, &client).await?,
     };
     let t = lang.text();
     let status = scene.status(now());

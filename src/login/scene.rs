@@ -135,15 +135,16 @@ pub async fn by_scene(conn: &mut SqliteConnection, scene: &str) -> sqlx::Result<
     .await
 }
 
-/// The browser's live waiting scene if it has enough life left, else a new one (a new QR
-/// code from WeChat).
-pub async fn live_or_new(
+/// The browser's `current` scene if it is waiting with enough life left, else a new one (a new
+/// QR code from WeChat).
+pub async fn reuse_or_create(
     state: &AppState,
+    current: Option<Scene>,
     owner: &str,
     lang: Lang,
     client: &ClientInfo,
 ) -> AppResult<Scene> {
-    if let Some(scene) = current(&state.db, owner).await?
+    if let Some(scene) = current
         && scene.status(now()) == Status::Waiting
         && scene.expires_at - now() >= REUSE_MIN_SECONDS
     {
