@@ -11,6 +11,7 @@ pub mod db;
 pub mod error;
 pub mod home;
 pub mod login;
+pub mod maintenance;
 pub mod metrics;
 pub mod sandbox;
 pub mod session;
@@ -89,6 +90,7 @@ impl Application {
         let code_key = db::app_key(&db, "sms_code_hmac").await?;
         let sessions = SqliteStore::new(db.clone());
         sessions.migrate().await?;
+        tokio::spawn(maintenance::run(db.clone()));
         tokio::spawn({
             use tower_sessions::ExpiredDeletion;
             sessions
