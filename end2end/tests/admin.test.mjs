@@ -6,104 +6,44 @@
 // The first administrator can only be made on the command line, so this test runs
 // `$WXLOGIN_BIN admin grant <phone>` on the server's database (WXLOGIN_DATABASE_URL): scripts/test
 // exports both. Everything else goes through the browser, or the sandbox's automation API where
-// a person would use their phone.
+// a person would use their phone. The setup and the helpers shared with the other files are in
+// end2end/support.mjs.
 
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { randomBytes, randomInt } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
+import {
+  STEP_TIMEOUT,
+  useBrowser,
+  url,
+  pathOf,
+  sleep,
+  randomOpenid,
+  randomPhone,
+  maskPhone,
+  screenshot,
+  ticketInLink,
+  scan,
+  recordNavigations,
+} from '../support.mjs';
 
-const BASE_URL = (process.env.BASE_URL ?? '').replace(/\/+$/, '');
-if (!BASE_URL) {
-  throw new Error('BASE_URL is not set (e.g. BASE_URL=http://127.0.0.1:3000); run scripts/test');
-}
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const WXLOGIN_BIN = process.env.WXLOGIN_BIN ?? '';
 const DATABASE_URL = process.env.WXLOGIN_DATABASE_URL ?? '';
-const RESULTS_DIR = fileURLToPath(new URL('../test-results/', import.meta.url));
-mkdirSync(RESULTS_DIR, { recursive: true });
 
 const TEST_TIMEOUT = 120_000;
-const STEP_TIMEOUT = 15_000;
+const OPENID_PREFIX = 'e2e-admin-';
+const PHONE_PREFIX = '139';
 
-let browser;
-
-before(async () => {
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--no-first-run',
-      '--disable-sync',
-      '--disable-quic',
-    ],
-  });
-});
-
-after(async () => {
-  await browser?.close();
-});
+const newContext = useBrowser({ locale: 'zh-CN' });
 
 // ---------------------------------------------------------------------------------------
 // helpers
-
-function url(path) {
-  return new URL(path, BASE_URL + '/').toString();
-}
-
-function pathOf(u) {
-  return new URL(u).pathname;
-}
-
-function randomOpenid() {
-  return `e2e-admin-${randomBytes(8).toString('hex')}`;
-}
-
-function randomPhone() {
-  let digits = '';
-  for (let i = 0; i < 8; i++) digits += String(randomInt(10));
-  return `139${digits}`;
-}
-
-function maskPhone(phone) {
-  return `${phone.slice(0, 3)}****${phone.slice(-4)}`;
-}
-
-async function newContext(options = {}) {
-  const context = await browser.newContext({ locale: 'zh-CN', ...options });
-  context.setDefaultTimeout(STEP_TIMEOUT);
-  context.setDefaultNavigationTimeout(STEP_TIMEOUT);
-  return context;
-}
-
-async function screenshot(page, name) {
-  await page.screenshot({ path: `${RESULTS_DIR}${name}.png`, fullPage: true });
-}
 
 /** The scan ticket of the login page's sandbox link. */
 async function ticketOf(page) {
   const href = await page.locator('a#sandbox-link').getAttribute('href');
   assert.ok(href, 'a#sandbox-link has an href');
-  return decodeURIComponent(new URL(href).pathname.split('/').pop());
-}
-
-/** What WeChat does when the person scans: POST the sandbox automation API. */
-async function scan(ticket, openid) {
-  const res = await fetch(url('/sandbox/api/scan'), {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', accept: 'application/json' },
-    body: JSON.stringify({ ticket, openid }),
-  });
-  const text = await res.text();
-  assert.equal(res.status, 200, `POST /sandbox/api/scan -> ${res.status}: ${text}`);
-  return JSON.parse(text);
+  return ticketInLink(href);
 }
 
 /** The SMS code the sandbox "sent" to this phone. */
@@ -114,7 +54,7 @@ async function smsCode(phone) {
     if (res.status === 200) return String((await res.json()).code);
     assert.equal(res.status, 404, `GET /sandbox/api/sms -> ${res.status}`);
     if (Date.now() > deadline) assert.fail(`no SMS code for ${phone} after 10 s`);
-    await new Promise((r) => setTimeout(r, 250));
+    await sleep(250);
   }
 }
 
@@ -179,14 +119,14 @@ test(
     try {
       // --- someone binds and stays on the site
       const person = await personCtx.newPage();
-      const personOpenid = randomOpenid();
-      const personPhone = randomPhone();
+      const personOpenid = randomOpenid(OPENID_PREFIX);
+      const personPhone = randomPhone(PHONE_PREFIX);
       await bind(person, personOpenid, personPhone);
 
       // --- someone else binds, and is made an administrator on the command line
       const admin = await adminCtx.newPage();
-      const adminPhone = randomPhone();
-      await bind(admin, randomOpenid(), adminPhone);
+      const adminPhone = randomPhone(PHONE_PREFIX);
+      await bind(admin, randomOpenid(OPENID_PREFIX), adminPhone);
       let res = await admin.goto(url('/admin'));
       assert.equal(res.status(), 403, 'not an admin yet: 403');
       const granted = wxloginAdmin('grant', adminPhone);
@@ -237,10 +177,7 @@ test(
       const list = admin.locator('#latest-logins');
       const lastId = Number(await list.getAttribute('data-last-id'));
       await screenshot(admin, 'admin-dashboard');
-      const navigations = [];
-      admin.on('framenavigated', (f) => {
-        if (f === admin.mainFrame()) navigations.push(f.url());
-      });
+      const navigations = recordNavigations(admin);
 
       // --- the person logs in again; the dashboard shows it without a reload
       await openLogin(person, '/login?fresh=1');

@@ -5,103 +5,37 @@
 // The server must run with WXLOGIN_SMS_RESEND_SECONDS equal to E2E_RESEND_SECONDS (default 3
 // here): the journey waits out one resend cooldown, and a real minute is too long for a test.
 // scripts/test starts the server and sets BASE_URL. The browser is the system Chromium
-// (Debian package), driven by playwright-core; nothing is downloaded.
+// (Debian package), driven by playwright-core; nothing is downloaded. The setup and the
+// helpers shared with the other files are in end2end/support.mjs.
 
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { randomBytes, randomInt } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
-
-const BASE_URL = (process.env.BASE_URL ?? '').replace(/\/+$/, '');
-if (!BASE_URL) {
-  throw new Error('BASE_URL is not set (e.g. BASE_URL=http://127.0.0.1:3000); run scripts/test');
-}
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const RESULTS_DIR = fileURLToPath(new URL('../test-results/', import.meta.url));
-mkdirSync(RESULTS_DIR, { recursive: true });
+import {
+  useBrowser,
+  url,
+  pathOf,
+  sleep,
+  randomOpenid,
+  randomPhone,
+  wrongCode,
+  maskPhone,
+  screenshot,
+  ticketInLink,
+  scan,
+  submission,
+  typeCode,
+} from '../support.mjs';
 
 /** The server's resend cooldown (WXLOGIN_SMS_RESEND_SECONDS). */
 const RESEND_SECONDS = Number(process.env.E2E_RESEND_SECONDS || 3);
 const TEST_TIMEOUT = 90_000 + 2 * RESEND_SECONDS * 1000;
-const STEP_TIMEOUT = 15_000;
+const OPENID_PREFIX = 'e2e-bind-';
+const PHONE_PREFIX = '159';
 
-let browser;
-
-before(async () => {
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--no-first-run',
-      '--disable-sync',
-      '--disable-quic',
-    ],
-  });
-});
-
-after(async () => {
-  await browser?.close();
-});
+const newContext = useBrowser({ locale: 'zh-CN' });
 
 // ---------------------------------------------------------------------------------------
 // helpers
-
-function url(path) {
-  return new URL(path, BASE_URL + '/').toString();
-}
-
-function pathOf(u) {
-  return new URL(u).pathname;
-}
-
-function randomOpenid() {
-  return `e2e-bind-${randomBytes(8).toString('hex')}`;
-}
-
-function randomPhone() {
-  let digits = '';
-  for (let i = 0; i < 8; i++) digits += String(randomInt(10));
-  return `159${digits}`;
-}
-
-function wrongCode(code) {
-  return code.slice(0, -1) + String((Number(code.at(-1)) + 1) % 10);
-}
-
-function maskPhone(phone) {
-  return `${phone.slice(0, 3)}****${phone.slice(-4)}`;
-}
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-async function newContext(options = {}) {
-  const context = await browser.newContext({ locale: 'zh-CN', ...options });
-  context.setDefaultTimeout(STEP_TIMEOUT);
-  context.setDefaultNavigationTimeout(STEP_TIMEOUT);
-  return context;
-}
-
-async function screenshot(page, name) {
-  await page.screenshot({ path: `${RESULTS_DIR}${name}.png`, fullPage: true });
-}
-
-/** What WeChat would do when the person scans: POST the sandbox automation API. */
-async function scan(ticket, openid) {
-  const res = await fetch(url('/sandbox/api/scan'), {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', accept: 'application/json' },
-    body: JSON.stringify({ ticket, openid }),
-  });
-  const text = await res.text();
-  assert.equal(res.status, 200, `POST /sandbox/api/scan -> ${res.status}: ${text}`);
-  return JSON.parse(text);
-}
 
 /** The newest SMS the sandbox "sent" to this phone, `{code, sent_at}`, or null. */
 async function lastSms(phone) {
@@ -129,26 +63,6 @@ async function nextSms(phone, previous = null) {
   }
 }
 
-/** Runs `action` (which submits a form) and waits for the POST's answer and the next page. */
-async function submission(page, path, action) {
-  const answer = page.waitForResponse(
-    (r) => pathOf(r.url()) === path && r.request().method() === 'POST',
-  );
-  const loaded = page.waitForEvent('load');
-  await action();
-  const res = await answer;
-  await loaded;
-  return res;
-}
-
-/** Types a code key by key; app.js submits at the sixth digit. Returns the POST's answer. */
-async function typeCode(page, code) {
-  const input = page.locator('form#verify-form input#code');
-  await input.waitFor({ state: 'visible' });
-  await input.fill('');
-  return submission(page, '/bind/verify', () => input.pressSequentially(code));
-}
-
 /** Opens /login, scans it as `openid`, and waits for the live push to /bind. */
 async function scanToBind(page, openid) {
   const events = page.waitForResponse((r) => pathOf(r.url()) === '/login/events');
@@ -156,7 +70,7 @@ async function scanToBind(page, openid) {
   assert.equal(res.status(), 200, 'GET /login -> 200');
   await events;
   const href = await page.locator('a#sandbox-link').getAttribute('href');
-  const ticket = decodeURIComponent(new URL(href).pathname.split('/').pop());
+  const ticket = ticketInLink(href);
   await scan(ticket, openid);
   await page.waitForURL((u) => pathOf(u.toString()) === '/bind');
   await page.locator('form#send-code-form').waitFor({ state: 'visible' });
@@ -197,8 +111,8 @@ test('binding journey: wrong code, resend after the cooldown, the new code binds
   const context = await newContext();
   try {
     const page = await context.newPage();
-    const phone = randomPhone();
-    await scanToBind(page, randomOpenid());
+    const phone = randomPhone(PHONE_PREFIX);
+    await scanToBind(page, randomOpenid(OPENID_PREFIX));
 
     // --- an invalid number is refused next to the field, in Chinese
     const bad = await sendCode(page, '12345');
@@ -264,13 +178,13 @@ test('a number bound to another WeChat is refused with a clear message', { timeo
   const owner = await newContext();
   const intruder = await newContext();
   try {
-    const phone = randomPhone();
-    await bindThroughPages(await owner.newPage(), randomOpenid(), phone);
+    const phone = randomPhone(PHONE_PREFIX);
+    await bindThroughPages(await owner.newPage(), randomOpenid(OPENID_PREFIX), phone);
     // A phone gets one code per cooldown; the owner's has just gone out.
     await sleep((RESEND_SECONDS + 1) * 1000);
 
     const page = await intruder.newPage();
-    await scanToBind(page, randomOpenid());
+    await scanToBind(page, randomOpenid(OPENID_PREFIX));
     const before = await lastSms(phone);
     const sent = await sendCode(page, phone);
     assert.equal(sent.status(), 303, 'the code is sent: the number proves itself first');
@@ -300,8 +214,8 @@ test('a person who leaves the form comes back to it through /login and finishes'
   const context = await newContext({ locale: 'en-US' });
   try {
     const page = await context.newPage();
-    const phone = randomPhone();
-    await scanToBind(page, randomOpenid());
+    const phone = randomPhone(PHONE_PREFIX);
+    await scanToBind(page, randomOpenid(OPENID_PREFIX));
     assert.equal((await sendCode(page, phone)).status(), 303);
     const { code } = await nextSms(phone);
 

@@ -3,84 +3,38 @@
 //   BASE_URL=http://127.0.0.1:3000 node --test end2end/tests/
 //
 // scripts/test starts the server and sets BASE_URL. The browser is the system Chromium
-// (Debian package), driven by playwright-core; nothing is downloaded.
+// (Debian package), driven by playwright-core; nothing is downloaded. The setup and the
+// helpers shared with the other files are in end2end/support.mjs.
 
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { randomBytes, randomInt } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
-
-const BASE_URL = (process.env.BASE_URL ?? '').replace(/\/+$/, '');
-if (!BASE_URL) {
-  throw new Error('BASE_URL is not set (e.g. BASE_URL=http://127.0.0.1:3000); run scripts/test');
-}
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const RESULTS_DIR = fileURLToPath(new URL('../test-results/', import.meta.url));
-mkdirSync(RESULTS_DIR, { recursive: true });
+import {
+  BASE_URL,
+  STEP_TIMEOUT,
+  useBrowser,
+  url,
+  pathOf,
+  sleep,
+  randomOpenid,
+  randomPhone,
+  wrongCode,
+  maskPhone,
+  screenshot,
+  ticketInLink,
+  scanText,
+  recordNavigations,
+  submission,
+  typeCode,
+} from '../support.mjs';
 
 const TEST_TIMEOUT = 90_000;
-const STEP_TIMEOUT = 15_000;
+const OPENID_PREFIX = 'e2e-';
+const PHONE_PREFIX = '138';
 
-let browser;
-
-before(async () => {
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--no-first-run',
-      '--disable-sync',
-      '--disable-quic',
-    ],
-  });
-});
-
-after(async () => {
-  await browser?.close();
-});
+const newContext = useBrowser();
 
 // ---------------------------------------------------------------------------------------
 // helpers
-
-function url(path) {
-  return new URL(path, BASE_URL + '/').toString();
-}
-
-function pathOf(u) {
-  return new URL(u).pathname;
-}
-
-function randomOpenid() {
-  return `e2e-${randomBytes(8).toString('hex')}`;
-}
-
-function randomPhone() {
-  let digits = '';
-  for (let i = 0; i < 8; i++) digits += String(randomInt(10));
-  return `138${digits}`;
-}
-
-/** The code with its last digit changed. */
-function wrongCode(code) {
-  return code.slice(0, -1) + String((Number(code.at(-1)) + 1) % 10);
-}
-
-function maskPhone(phone) {
-  return `${phone.slice(0, 3)}****${phone.slice(-4)}`;
-}
-
-async function newContext(options = {}) {
-  const context = await browser.newContext(options);
-  context.setDefaultTimeout(STEP_TIMEOUT);
-  context.setDefaultNavigationTimeout(STEP_TIMEOUT);
-  return context;
-}
 
 /** Reads the scan ticket from the login page's `a#sandbox-link` (last path segment). */
 async function ticketFrom(page) {
@@ -88,20 +42,14 @@ async function ticketFrom(page) {
   assert.ok(href, 'a#sandbox-link has an href');
   const link = new URL(href); // throws unless absolute, which the contract requires
   assert.match(link.pathname, /\/sandbox\/scan\/[^/]+$/, `sandbox link path: ${href}`);
-  const ticket = decodeURIComponent(link.pathname.split('/').pop());
+  const ticket = ticketInLink(href);
   assert.ok(ticket.length > 0, 'ticket is not empty');
   return { href, ticket };
 }
 
-/** What WeChat would do when the person scans: POST the sandbox automation API. */
+/** The shared scan(), also checking the answer: a non-empty reply to a subscribe or SCAN event. */
 async function scan(ticket, openid) {
-  const res = await fetch(url('/sandbox/api/scan'), {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', accept: 'application/json' },
-    body: JSON.stringify({ ticket, openid }),
-  });
-  const text = await res.text();
-  assert.equal(res.status, 200, `POST /sandbox/api/scan -> ${res.status}: ${text}`);
+  const text = await scanText(ticket, openid);
   const body = JSON.parse(text);
   assert.equal(typeof body.reply, 'string', `scan answer has a string reply: ${text}`);
   assert.ok(body.reply.trim().length > 0, `scan reply is not empty: ${text}`);
@@ -124,17 +72,8 @@ async function smsCode(phone) {
     }
     assert.equal(res.status, 404, `GET /sandbox/api/sms -> ${res.status}: ${text}`);
     if (Date.now() > deadline) assert.fail(`no SMS code for ${phone} after 10 s`);
-    await new Promise((r) => setTimeout(r, 250));
+    await sleep(250);
   }
-}
-
-/** Records every committed navigation of the page's main frame. */
-function recordNavigations(page) {
-  const urls = [];
-  page.on('framenavigated', (frame) => {
-    if (frame === page.mainFrame()) urls.push(frame.url());
-  });
-  return urls;
 }
 
 /**
@@ -153,33 +92,6 @@ async function openLoginWithLiveEvents(page) {
   await page.locator('#qr svg').waitFor({ state: 'visible' });
   await page.locator('#status').waitFor({ state: 'attached' });
   await page.locator('#countdown').waitFor({ state: 'attached' });
-}
-
-/**
- * Runs `action`, which submits a form, and waits both for the server's answer to that POST
- * and for the page it leads to to load (so later steps never act on the old page).
- * Returns the answer to the POST (a 303 when it redirects).
- */
-async function submission(page, path, action) {
-  const answer = page.waitForResponse(
-    (r) => pathOf(r.url()) === path && r.request().method() === 'POST',
-  );
-  const loaded = page.waitForEvent('load');
-  await action();
-  const res = await answer;
-  await loaded;
-  return res;
-}
-
-/**
- * Types a code into #code key by key, as a person would. app.js submits the form when the
- * sixth digit arrives (nothing is clicked); returns the answer to that POST /bind/verify.
- */
-async function typeCode(page, code) {
-  const input = page.locator('form#verify-form input#code');
-  await input.waitFor({ state: 'visible' });
-  await input.fill('');
-  return submission(page, '/bind/verify', () => input.pressSequentially(code));
 }
 
 /**
@@ -205,10 +117,6 @@ async function overflowOf(page) {
   });
 }
 
-async function screenshot(page, name) {
-  await page.screenshot({ path: `${RESULTS_DIR}${name}.png`, fullPage: true });
-}
-
 async function whoami(page) {
   const who = page.locator('#whoami');
   await who.waitFor({ state: 'visible' });
@@ -222,8 +130,8 @@ test('journey: scan, live push to /bind, phone + SMS code, logged in, logout, sc
   const context = await newContext();
   try {
     const page = await context.newPage();
-    const openid = randomOpenid();
-    const phone = randomPhone();
+    const openid = randomOpenid(OPENID_PREFIX);
+    const phone = randomPhone(PHONE_PREFIX);
 
     // --- the login page, with its live connection open
     await openLoginWithLiveEvents(page);
@@ -368,7 +276,7 @@ test('sandbox phone page: scanning from another device moves the login page to /
     assert.equal(res.status(), 200, 'GET /sandbox/scan/<ticket> -> 200');
     const form = phonePage.locator('form#scan-form');
     await form.waitFor({ state: 'visible' });
-    await form.locator('input[name=openid]').fill(randomOpenid());
+    await form.locator('input[name=openid]').fill(randomOpenid(OPENID_PREFIX));
     await phonePage.locator('#scan').click();
 
     const bubble = phonePage.locator('.bubble.reply').first();
@@ -410,13 +318,13 @@ for (const locale of ['zh-CN', 'en-US']) {
       await screenshot(page, `login-phone-${tag}`);
 
       const { ticket } = await ticketFrom(page);
-      await scan(ticket, randomOpenid());
+      await scan(ticket, randomOpenid(OPENID_PREFIX));
       await page.waitForURL((u) => pathOf(u.toString()) === '/bind');
       await page.locator('form#send-code-form').waitFor({ state: 'visible' });
       assert.deepEqual(await overflowOf(page), [], '/bind (phone step) fits the phone screen');
       await screenshot(page, `bind-phone-${tag}`);
 
-      const phone = randomPhone();
+      const phone = randomPhone(PHONE_PREFIX);
       await page.locator('form#send-code-form input[name=phone]').fill(phone);
       await page.locator('button#send-code').click();
       await page.locator('form#verify-form').waitFor({ state: 'visible' });
@@ -472,7 +380,7 @@ test('no JavaScript: the login page refreshes itself and reaches /bind after a s
     assert.match(html, /<noscript>[\s\S]*http-equiv="?refresh/i, 'a meta refresh inside <noscript>');
     const { ticket } = await ticketFrom(page);
 
-    await scan(ticket, randomOpenid());
+    await scan(ticket, randomOpenid(OPENID_PREFIX));
 
     // The test does not reload: the page's own meta refresh must get there.
     await page.waitForURL((u) => pathOf(u.toString()) === '/bind', { timeout: 15_000 });

@@ -1,0 +1,161 @@
+// What the browser tests in end2end/tests/ share: the server's address, the browser, and the
+// helpers every file uses the same way. It lives outside tests/ so `node --test` does not run
+// it as a test file.
+//
+// Helpers that differ from file to file (what they check, how they wait) stay in their file.
+
+import { before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes, randomInt } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+export const BASE_URL = (process.env.BASE_URL ?? '').replace(/\/+$/, '');
+if (!BASE_URL) {
+  throw new Error('BASE_URL is not set (e.g. BASE_URL=http://127.0.0.1:3000); run scripts/test');
+}
+export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+/** Screenshots go here (end2end/test-results/); scripts/test keeps it after the run. */
+export const RESULTS_DIR = fileURLToPath(new URL('./test-results/', import.meta.url));
+mkdirSync(RESULTS_DIR, { recursive: true });
+
+/** Default timeout of each browser action and navigation. */
+export const STEP_TIMEOUT = 15_000;
+
+const LAUNCH_OPTIONS = {
+  executablePath: CHROMIUM,
+  args: [
+    '--headless',
+    '--no-sandbox',
+    '--disable-gpu',
+    '--disable-background-networking',
+    '--disable-component-update',
+    '--no-first-run',
+    '--disable-sync',
+    '--disable-quic',
+  ],
+};
+
+/**
+ * Launches Chromium before the calling file's tests and closes it after them (node:test
+ * hooks, registered where this is called). Returns `newContext(options)`, which opens a
+ * browser context with `defaults` overridden by `options`, and the step timeouts set.
+ */
+export function useBrowser(defaults = {}) {
+  let browser;
+  before(async () => {
+    browser = await chromium.launch(LAUNCH_OPTIONS);
+  });
+  after(async () => {
+    await browser?.close();
+  });
+  return async function newContext(options = {}) {
+    const context = await browser.newContext({ ...defaults, ...options });
+    context.setDefaultTimeout(STEP_TIMEOUT);
+    context.setDefaultNavigationTimeout(STEP_TIMEOUT);
+    return context;
+  };
+}
+
+// ---------------------------------------------------------------------------------------
+// addresses and made-up people
+
+export function url(path) {
+  return new URL(path, BASE_URL + '/').toString();
+}
+
+export function pathOf(u) {
+  return new URL(u).pathname;
+}
+
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** A new openid: `prefix` (each file has its own) and 16 random hex digits. */
+export function randomOpenid(prefix) {
+  return `${prefix}${randomBytes(8).toString('hex')}`;
+}
+
+/** A new mobile number: `prefix` (3 digits; each file has its own) and 8 random digits. */
+export function randomPhone(prefix) {
+  let digits = '';
+  for (let i = 0; i < 8; i++) digits += String(randomInt(10));
+  return `${prefix}${digits}`;
+}
+
+/** The code with its last digit changed. */
+export function wrongCode(code) {
+  return code.slice(0, -1) + String((Number(code.at(-1)) + 1) % 10);
+}
+
+export function maskPhone(phone) {
+  return `${phone.slice(0, 3)}****${phone.slice(-4)}`;
+}
+
+// ---------------------------------------------------------------------------------------
+// the sandbox and the pages
+
+export async function screenshot(page, name) {
+  await page.screenshot({ path: `${RESULTS_DIR}${name}.png`, fullPage: true });
+}
+
+/** The scan ticket in a sandbox link's URL (its last path segment, decoded). */
+export function ticketInLink(href) {
+  return decodeURIComponent(new URL(href).pathname.split('/').pop());
+}
+
+/**
+ * What WeChat would do when the person scans: POST the sandbox automation API. Checks the
+ * answer is a 200 and returns its text.
+ */
+export async function scanText(ticket, openid) {
+  const res = await fetch(url('/sandbox/api/scan'), {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', accept: 'application/json' },
+    body: JSON.stringify({ ticket, openid }),
+  });
+  const text = await res.text();
+  assert.equal(res.status, 200, `POST /sandbox/api/scan -> ${res.status}: ${text}`);
+  return text;
+}
+
+/** scanText(), parsed: the sandbox's JSON answer to the scan. */
+export async function scan(ticket, openid) {
+  return JSON.parse(await scanText(ticket, openid));
+}
+
+/** Records every committed navigation of the page's main frame. */
+export function recordNavigations(page) {
+  const urls = [];
+  page.on('framenavigated', (frame) => {
+    if (frame === page.mainFrame()) urls.push(frame.url());
+  });
+  return urls;
+}
+
+/**
+ * Runs `action`, which submits a form, and waits both for the server's answer to that POST
+ * and for the page it leads to to load (so later steps never act on the old page).
+ * Returns the answer to the POST (a 303 when it redirects).
+ */
+export async function submission(page, path, action) {
+  const answer = page.waitForResponse(
+    (r) => pathOf(r.url()) === path && r.request().method() === 'POST',
+  );
+  const loaded = page.waitForEvent('load');
+  await action();
+  const res = await answer;
+  await loaded;
+  return res;
+}
+
+/**
+ * Types a code into #code key by key, as a person would. app.js submits the form when the
+ * sixth digit arrives (nothing is clicked); returns the answer to that POST /bind/verify.
+ */
+export async function typeCode(page, code) {
+  const input = page.locator('form#verify-form input#code');
+  await input.waitFor({ state: 'visible' });
+  await input.fill('');
+  return submission(page, '/bind/verify', () => input.pressSequentially(code));
+}
