@@ -16,21 +16,18 @@ async fn admin_browser(app: &TestApp, openid: &str, phone: &str) -> (reqwest::Cl
     let browser = app.browser();
     app.log_in_new_user(&browser, openid, phone).await;
     let id = user_id_of(app, phone).await;
-    sqlx::query("UPDATE users SET is_admin = 1 WHERE id = ?")
-        .bind(id)
-        .execute(&app.state.db)
-        .await
-        .unwrap();
+    app.exec_with("UPDATE users SET is_admin = 1 WHERE id = ?", id)
+        .await;
     (browser, id)
 }
 
 /// The id of the user with this (national) phone.
 async fn user_id_of(app: &TestApp, phone: &str) -> i64 {
-    sqlx::query_scalar("SELECT id FROM users WHERE phone = ?")
-        .bind(format!("+86{phone}"))
-        .fetch_one(&app.state.db)
-        .await
-        .unwrap()
+    app.select_with(
+        "SELECT id FROM users WHERE phone = ?",
+        format!("+86{phone}"),
+    )
+    .await
 }
 
 /// A user made directly in the database.
@@ -73,28 +70,10 @@ async fn seed(app: &TestApp, s: Seed<'_>) -> i64 {
     id
 }
 
-async fn get(app: &TestApp, browser: &reqwest::Client, path: &str) -> reqwest::Response {
-    browser.get(app.url(path)).send().await.unwrap()
-}
-
 async fn get_html(app: &TestApp, browser: &reqwest::Client, path: &str) -> String {
-    let response = get(app, browser, path).await;
+    let response = app.get(browser, path).await;
     assert_eq!(response.status(), 200, "GET {path}");
     response.text().await.unwrap()
-}
-
-async fn post(
-    app: &TestApp,
-    browser: &reqwest::Client,
-    path: &str,
-    csrf: &str,
-) -> reqwest::Response {
-    browser
-        .post(app.url(path))
-        .form(&[("csrf", csrf)])
-        .send()
-        .await
-        .unwrap()
 }
 
 /// The user ids of the rows of a users table page, in order.
@@ -167,7 +146,7 @@ async fn every_admin_route_refuses_anonymous_and_plain_users_and_serves_admins()
     // Anonymous: sent to log in, and back here afterwards.
     let anonymous = app.browser();
     for path in &pages {
-        let response = get(&app, &anonymous, path).await;
+        let response = app.get(&anonymous, path).await;
         assert_eq!(response.status(), 303, "anonymous GET {path}");
         let back = if path == "/admin/events" {
             "/admin"
@@ -181,7 +160,7 @@ async fn every_admin_route_refuses_anonymous_and_plain_users_and_serves_admins()
         );
     }
     for path in &actions {
-        let response = post(&app, &anonymous, path, "whatever").await;
+        let response = app.post_csrf(&anonymous, path, "whatever").await;
         assert_eq!(response.status(), 303, "anonymous POST {path}");
         assert_eq!(
             location(&response),
@@ -193,13 +172,13 @@ async fn every_admin_route_refuses_anonymous_and_plain_users_and_serves_admins()
     // A logged-in user who is not an admin: 403, even with their valid CSRF token.
     let plain_csrf = app.csrf(&plain, "/").await;
     for path in &pages {
-        let response = get(&app, &plain, path).await;
+        let response = app.get(&plain, path).await;
         assert_eq!(response.status(), 403, "plain GET {path}");
         let html = response.text().await.unwrap();
         assert!(html.contains("您无权访问此页面"), "a 403 page: {html}");
     }
     for path in &actions {
-        let response = post(&app, &plain, path, &plain_csrf).await;
+        let response = app.post_csrf(&plain, path, &plain_csrf).await;
         assert_eq!(response.status(), 403, "plain POST {path}");
     }
     assert!(audit_rows(&app, target).await.is_empty());
@@ -210,7 +189,7 @@ async fn every_admin_route_refuses_anonymous_and_plain_users_and_serves_admins()
 
     // The admin: pages answer 200, actions 303 back to the user's page.
     for path in &pages {
-        let response = get(&app, &admin, path).await;
+        let response = app.get(&admin, path).await;
         assert_eq!(response.status(), 200, "admin GET {path}");
         if path == "/admin/events" {
             assert!(
@@ -223,7 +202,7 @@ async fn every_admin_route_refuses_anonymous_and_plain_users_and_serves_admins()
     }
     let admin_csrf = app.csrf(&admin, &format!("/admin/users/{target}")).await;
     for path in &actions {
-        let response = post(&app, &admin, path, &admin_csrf).await;
+        let response = app.post_csrf(&admin, path, &admin_csrf).await;
         assert_eq!(response.status(), 303, "admin POST {path}");
         assert_eq!(location(&response), format!("/admin/users/{target}"));
     }
@@ -242,13 +221,10 @@ async fn every_admin_route_refuses_anonymous_and_plain_users_and_serves_admins()
 async fn revoking_the_admin_right_takes_effect_at_the_next_request() {
     let app = spawn_app().await;
     let (admin, id) = admin_browser(&app, "admin-r", "13800000011").await;
-    assert_eq!(get(&app, &admin, "/admin/users").await.status(), 200);
-    sqlx::query("UPDATE users SET is_admin = 0 WHERE id = ?")
-        .bind(id)
-        .execute(&app.state.db)
-        .await
-        .unwrap();
-    assert_eq!(get(&app, &admin, "/admin/users").await.status(), 403);
+    assert_eq!(app.get(&admin, "/admin/users").await.status(), 200);
+    app.exec_with("UPDATE users SET is_admin = 0 WHERE id = ?", id)
+        .await;
+    assert_eq!(app.get(&admin, "/admin/users").await.status(), 403);
 }
 
 #[tokio::test]
@@ -257,14 +233,13 @@ async fn logging_in_from_an_admin_link_comes_back_to_it() {
     let (_, _) = admin_browser(&app, "admin-n", "13800000021").await;
     let browser = app.browser();
     let wanted = "/admin/users?q=5678&disabled=no";
-    let refused = get(&app, &browser, wanted).await;
+    let refused = app.get(&browser, wanted).await;
     let login = location(&refused);
     let html = get_html(&app, &browser, &login).await;
     let ticket = between(&html, "/sandbox/scan/", "\"").unwrap();
     app.scan(&ticket, "admin-n").await;
-    let done = get(&app, &browser, "/login/complete").await;
-    assert_eq!(location(&done), wanted);
-    assert_eq!(get(&app, &browser, wanted).await.status(), 200);
+    assert_eq!(app.complete_login(&browser).await, wanted);
+    assert_eq!(app.get(&browser, wanted).await.status(), 200);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -343,7 +318,9 @@ async fn search_finds_users_by_the_last_four_digits_and_by_wechat_ids() {
 
     // The search index follows changes: after an unbind the old openid finds nobody.
     let csrf = app.csrf(&admin, &format!("/admin/users/{a}")).await;
-    let unbound = post(&app, &admin, &format!("/admin/users/{a}/unbind"), &csrf).await;
+    let unbound = app
+        .post_csrf(&admin, &format!("/admin/users/{a}/unbind"), &csrf)
+        .await;
     assert_eq!(unbound.status(), 303);
     assert!(row_ids(&get_html(&app, &admin, "/admin/users?q=AAA1").await).is_empty());
     assert_eq!(
@@ -447,17 +424,17 @@ async fn filters_combine_and_bad_values_are_a_400_that_says_why() {
         ("q=a&q=b", "duplicate field"),
     ] {
         for path in ["/admin/users", "/admin/users.csv"] {
-            let response = get(&app, &admin, &format!("{path}?{query}")).await;
+            let response = app.get(&admin, &format!("{path}?{query}")).await;
             assert_eq!(response.status(), 400, "{path}?{query}");
             let html = response.text().await.unwrap();
             assert!(html.contains(says), "{query}: {html}");
         }
     }
-    let response = get(&app, &admin, "/admin/users/abc").await;
+    let response = app.get(&admin, "/admin/users/abc").await;
     assert_eq!(response.status(), 400);
-    assert_eq!(get(&app, &admin, "/admin/users/999999").await.status(), 404);
+    assert_eq!(app.get(&admin, "/admin/users/999999").await.status(), 404);
     assert_eq!(
-        get(&app, &admin, "/admin/users/1?before=x").await.status(),
+        app.get(&admin, "/admin/users/1?before=x").await.status(),
         400
     );
 }
@@ -568,7 +545,9 @@ async fn csv_export_streams_the_filtered_list_with_full_phones_and_escaping() {
     )
     .await;
 
-    let response = get(&app, &admin, "/admin/users.csv?disabled=yes&after=5:5").await;
+    let response = app
+        .get(&admin, "/admin/users.csv?disabled=yes&after=5:5")
+        .await;
     assert_eq!(response.status(), 200);
     assert!(
         response.headers()["content-type"]
@@ -593,7 +572,8 @@ async fn csv_export_streams_the_filtered_list_with_full_phones_and_escaping() {
 
     // Everyone, over several chunks.
     seed_many(&app, 600).await;
-    let csv = get(&app, &admin, "/admin/users.csv")
+    let csv = app
+        .get(&admin, "/admin/users.csv")
         .await
         .text()
         .await
@@ -621,13 +601,11 @@ async fn detail_shows_the_full_phone_login_history_pages_and_the_audit_log() {
     )
     .await;
     // 25 events of theirs, and a scan of their WeChat before it was bound.
-    sqlx::query(
+    app.exec(
         "INSERT INTO login_events (user_id, openid, outcome, client_ip, user_agent, at) \
          VALUES (NULL, 'od1', 'needs_bind', '10.0.0.1', 'Mozilla/5.0 (Windows NT 10.0) Chrome/120', 1000)",
     )
-    .execute(&app.state.db)
-    .await
-    .unwrap();
+    .await;
     for i in 0..25 {
         sqlx::query(
             "INSERT INTO login_events (user_id, openid, outcome, client_ip, user_agent, at) \
@@ -689,18 +667,20 @@ async fn actions_change_the_user_and_write_the_audit_log_in_one_go() {
     let page = format!("/admin/users/{id}");
     let csrf = app.csrf(&admin, &page).await;
 
-    post(&app, &admin, &format!("{page}/disable"), &csrf).await;
+    app.post_csrf(&admin, &format!("{page}/disable"), &csrf)
+        .await;
     assert_eq!(flags(&app, id).await, (false, true, Some("oa1".into())));
     // Disabling again changes nothing and records nothing.
-    post(&app, &admin, &format!("{page}/disable"), &csrf).await;
-    post(&app, &admin, &format!("{page}/grant-admin"), &csrf).await;
+    app.post_csrf(&admin, &format!("{page}/disable"), &csrf)
+        .await;
+    app.post_csrf(&admin, &format!("{page}/grant-admin"), &csrf)
+        .await;
     assert_eq!(flags(&app, id).await, (true, true, Some("oa1".into())));
-    post(&app, &admin, &format!("{page}/unbind"), &csrf).await;
-    let bound_at: Option<i64> = sqlx::query_scalar("SELECT bound_at FROM users WHERE id = ?")
-        .bind(id)
-        .fetch_one(&app.state.db)
-        .await
-        .unwrap();
+    app.post_csrf(&admin, &format!("{page}/unbind"), &csrf)
+        .await;
+    let bound_at: Option<i64> = app
+        .select_with("SELECT bound_at FROM users WHERE id = ?", id)
+        .await;
     assert_eq!(flags(&app, id).await, (true, true, None));
     assert_eq!(bound_at, None);
 
@@ -717,10 +697,7 @@ async fn actions_change_the_user_and_write_the_audit_log_in_one_go() {
             ),
         ]
     );
-    let at: i64 = sqlx::query_scalar("SELECT MIN(at) FROM audit_log")
-        .fetch_one(&app.state.db)
-        .await
-        .unwrap();
+    let at: i64 = app.select("SELECT MIN(at) FROM audit_log").await;
     assert!((wxlogin::db::now() - at).abs() < 60);
 
     // The detail page shows them, newest first, with who did it.
@@ -740,13 +717,13 @@ async fn actions_change_the_user_and_write_the_audit_log_in_one_go() {
 
     // Unknown actions and users.
     assert_eq!(
-        post(&app, &admin, &format!("{page}/delete"), &csrf)
+        app.post_csrf(&admin, &format!("{page}/delete"), &csrf)
             .await
             .status(),
         404
     );
     assert_eq!(
-        post(&app, &admin, "/admin/users/999999/disable", &csrf)
+        app.post_csrf(&admin, "/admin/users/999999/disable", &csrf)
             .await
             .status(),
         404
@@ -798,7 +775,9 @@ async fn an_admin_cannot_act_on_their_own_account() {
     assert!(html.contains(r#"id="self-note""#) && !html.contains("action-disable"));
     let csrf = app.csrf(&admin, "/").await;
     for action in ["disable", "revoke-admin", "grant-admin", "unbind"] {
-        let response = post(&app, &admin, &format!("{page}/{action}"), &csrf).await;
+        let response = app
+            .post_csrf(&admin, &format!("{page}/{action}"), &csrf)
+            .await;
         assert_eq!(response.status(), 400, "{action}");
         let html = response.text().await.unwrap();
         assert!(html.contains("不能对自己的账号执行此操作"), "{html}");
@@ -808,7 +787,7 @@ async fn an_admin_cannot_act_on_their_own_account() {
         (true, false, Some("admin-self".into()))
     );
     assert!(audit_rows(&app, admin_id).await.is_empty());
-    assert_eq!(get(&app, &admin, "/admin").await.status(), 200);
+    assert_eq!(app.get(&admin, "/admin").await.status(), 200);
 }
 
 #[tokio::test]
@@ -826,7 +805,9 @@ async fn disabling_ends_the_session_at_the_next_request_and_refuses_the_next_sca
     );
 
     let csrf = app.csrf(&admin, &format!("/admin/users/{id}")).await;
-    let done = post(&app, &admin, &format!("/admin/users/{id}/disable"), &csrf).await;
+    let done = app
+        .post_csrf(&admin, &format!("/admin/users/{id}/disable"), &csrf)
+        .await;
     assert_eq!(done.status(), 303);
 
     // Their open session is over at its next request...
@@ -842,17 +823,17 @@ async fn disabling_ends_the_session_at_the_next_request_and_refuses_the_next_sca
         answer["reply"].as_str().unwrap().contains("停用"),
         "{answer}"
     );
-    let outcome: String = sqlx::query_scalar(
-        "SELECT outcome FROM login_events WHERE user_id = ? ORDER BY id DESC LIMIT 1",
-    )
-    .bind(id)
-    .fetch_one(&app.state.db)
-    .await
-    .unwrap();
+    let outcome: String = app
+        .select_with(
+            "SELECT outcome FROM login_events WHERE user_id = ? ORDER BY id DESC LIMIT 1",
+            id,
+        )
+        .await;
     assert_eq!(outcome, "disabled");
 
     // Enabled again, they log in with their next scan.
-    post(&app, &admin, &format!("/admin/users/{id}/enable"), &csrf).await;
+    app.post_csrf(&admin, &format!("/admin/users/{id}/enable"), &csrf)
+        .await;
     // The refused QR code stays on the login page until they ask for a new one.
     let html = get_html(&app, &person, "/login?fresh=1").await;
     let ticket = between(&html, "/sandbox/scan/", "\"").unwrap();
@@ -861,8 +842,7 @@ async fn disabling_ends_the_session_at_the_next_request_and_refuses_the_next_sca
         !answer["reply"].as_str().unwrap().contains("停用"),
         "{answer}"
     );
-    let done = get(&app, &person, "/login/complete").await;
-    assert_eq!(location(&done), "/");
+    assert_eq!(app.complete_login(&person).await, "/");
     assert!(
         get_html(&app, &person, "/")
             .await
@@ -944,10 +924,8 @@ async fn dashboard_shows_totals_a_chart_and_the_latest_scans_live() {
     assert_eq!(seen, total);
 
     // A stream ends once its admin is no longer one.
-    sqlx::query("UPDATE users SET is_admin = 0 WHERE phone = '+8613800000121'")
-        .execute(&app.state.db)
-        .await
-        .unwrap();
+    app.exec("UPDATE users SET is_admin = 0 WHERE phone = '+8613800000121'")
+        .await;
     app.log_in_new_user(&app.browser(), "person-l2", "13700000123")
         .await;
     let mut after = Vec::new();
@@ -977,7 +955,7 @@ async fn command_line_grants_revokes_and_lists_while_the_server_runs() {
     let browser = app.browser();
     app.log_in_new_user(&browser, "cli-1", "13800000131").await;
     let id = user_id_of(&app, "13800000131").await;
-    assert_eq!(get(&app, &browser, "/admin").await.status(), 403);
+    assert_eq!(app.get(&browser, "/admin").await.status(), 403);
 
     let unknown = wxlogin_admin(&app, &["grant", "13999999999"]);
     assert!(!unknown.status.success());
@@ -998,7 +976,7 @@ async fn command_line_grants_revokes_and_lists_while_the_server_runs() {
     assert!(granted.status.success(), "{granted:?}");
     assert!(String::from_utf8_lossy(&granted.stdout).contains("+8613800000131 (user"));
     // At the next request, without logging in again.
-    assert_eq!(get(&app, &browser, "/admin").await.status(), 200);
+    assert_eq!(app.get(&browser, "/admin").await.status(), 200);
     let list = wxlogin_admin(&app, &["list"]);
     let out = String::from_utf8_lossy(&list.stdout);
     assert!(
@@ -1010,7 +988,7 @@ async fn command_line_grants_revokes_and_lists_while_the_server_runs() {
 
     let revoked = wxlogin_admin(&app, &["revoke", "13800000131"]);
     assert!(revoked.status.success());
-    assert_eq!(get(&app, &browser, "/admin").await.status(), 403);
+    assert_eq!(app.get(&browser, "/admin").await.status(), 403);
     assert_eq!(
         audit_rows(&app, id).await,
         [

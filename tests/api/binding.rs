@@ -2,43 +2,6 @@
 
 use crate::helpers::{TestApp, location, spawn_app, spawn_app_with};
 
-/// A browser whose first scan (as `openid`) needs binding; returns it with its CSRF token.
-async fn needs_binding(app: &TestApp, openid: &str) -> (reqwest::Client, String) {
-    let browser = app.browser();
-    let page = app.open_login(&browser).await;
-    app.scan(&page.ticket, openid).await;
-    let csrf = app.csrf(&browser, "/bind").await;
-    (browser, csrf)
-}
-
-async fn send_code(
-    app: &TestApp,
-    browser: &reqwest::Client,
-    csrf: &str,
-    phone: &str,
-) -> reqwest::Response {
-    browser
-        .post(app.url("/bind/code"))
-        .form(&[("csrf", csrf), ("phone", phone)])
-        .send()
-        .await
-        .unwrap()
-}
-
-async fn verify(
-    app: &TestApp,
-    browser: &reqwest::Client,
-    csrf: &str,
-    code: &str,
-) -> reqwest::Response {
-    browser
-        .post(app.url("/bind/verify"))
-        .form(&[("csrf", csrf), ("code", code)])
-        .send()
-        .await
-        .unwrap()
-}
-
 fn wrong(code: &str) -> String {
     let last = code.as_bytes()[5];
     let swapped = if last == b'9' {
@@ -61,16 +24,16 @@ async fn user_row(app: &TestApp, phone: &str) -> Option<(i64, Option<String>)> {
 async fn only_the_browser_whose_scan_needs_it_may_bind() {
     let app = spawn_app().await;
     let stranger = app.browser();
-    let page = stranger.get(app.url("/bind")).send().await.unwrap();
+    let page = app.get(&stranger, "/bind").await;
     assert_eq!(location(&page), "/login");
 
     let waiting = app.browser();
     app.open_login(&waiting).await;
-    let page = waiting.get(app.url("/bind")).send().await.unwrap();
+    let page = app.get(&waiting, "/bind").await;
     assert_eq!(location(&page), "/login", "not scanned yet");
 
-    let (binder, _) = needs_binding(&app, "o_x").await;
-    let page = binder.get(app.url("/bind")).send().await.unwrap();
+    let (binder, _) = app.needs_binding("o_x").await;
+    let page = app.get(&binder, "/bind").await;
     assert_eq!(page.status(), 200);
     let html = page.text().await.unwrap();
     assert!(html.contains(r#"type="tel""#) && html.contains(r#"autocomplete="tel""#));
@@ -79,62 +42,41 @@ async fn only_the_browser_whose_scan_needs_it_may_bind() {
 #[tokio::test]
 async fn a_new_phone_creates_the_user_and_logs_in() {
     let app = spawn_app().await;
-    let (browser, csrf) = needs_binding(&app, "o_new").await;
+    let (browser, csrf) = app.needs_binding("o_new").await;
 
     assert_eq!(
-        location(&send_code(&app, &browser, &csrf, "+86 139-0000-0001").await),
+        location(&app.send_code(&browser, &csrf, "+86 139-0000-0001").await),
         "/bind"
     );
-    let form = browser
-        .get(app.url("/bind"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let form = app.page_text(&browser, "/bind").await;
     assert!(form.contains("139****0001") && form.contains(r#"autocomplete="one-time-code""#));
     let code = app.sms_code("13900000001").await.unwrap();
     assert_eq!(code.len(), 6);
     assert_eq!(
-        location(&verify(&app, &browser, &csrf, &code).await),
+        location(&app.verify_code(&browser, &csrf, &code).await),
         "/login/complete"
     );
-    assert_eq!(
-        location(
-            &browser
-                .get(app.url("/login/complete"))
-                .send()
-                .await
-                .unwrap()
-        ),
-        "/"
-    );
+    assert_eq!(app.complete_login(&browser).await, "/");
 
     assert_eq!(
         user_row(&app, "+8613900000001").await.unwrap().1.as_deref(),
         Some("o_new")
     );
-    let stored: Vec<u8> = sqlx::query_scalar("SELECT code_hash FROM sms_codes")
-        .fetch_one(&app.state.db)
-        .await
-        .unwrap();
+    let stored: Vec<u8> = app.select("SELECT code_hash FROM sms_codes").await;
     assert_ne!(stored, code.as_bytes(), "codes are stored hashed");
 }
 
 #[tokio::test]
 async fn a_phone_whose_user_has_no_wechat_is_linked() {
     let app = spawn_app().await;
-    sqlx::query("INSERT INTO users (phone, created_at) VALUES ('+8613900000002', 1)")
-        .execute(&app.state.db)
-        .await
-        .unwrap();
-    let (browser, csrf) = needs_binding(&app, "o_link").await;
-    send_code(&app, &browser, &csrf, "13900000002").await;
+    app.exec("INSERT INTO users (phone, created_at) VALUES ('+8613900000002', 1)")
+        .await;
+    let (browser, csrf) = app.needs_binding("o_link").await;
+    app.send_code(&browser, &csrf, "13900000002").await;
     let code = app.sms_code("13900000002").await.unwrap();
 
     assert_eq!(
-        location(&verify(&app, &browser, &csrf, &code).await),
+        location(&app.verify_code(&browser, &csrf, &code).await),
         "/login/complete"
     );
 
@@ -150,19 +92,17 @@ async fn a_phone_bound_to_another_wechat_is_refused_and_nothing_changes() {
     let app = spawn_app().await;
     app.log_in_new_user(&app.browser(), "o_owner", "13900000003")
         .await;
-    let (browser, csrf) = needs_binding(&app, "o_intruder").await;
+    let (browser, csrf) = app.needs_binding("o_intruder").await;
     // A phone gets one code a minute; let that minute pass.
-    sqlx::query("UPDATE sms_codes SET created_at = created_at - 61")
-        .execute(&app.state.db)
-        .await
-        .unwrap();
+    app.exec("UPDATE sms_codes SET created_at = created_at - 61")
+        .await;
     assert_eq!(
-        location(&send_code(&app, &browser, &csrf, "13900000003").await),
+        location(&app.send_code(&browser, &csrf, "13900000003").await),
         "/bind"
     );
     let code = app.sms_code("13900000003").await.unwrap();
 
-    let refused = verify(&app, &browser, &csrf, &code).await;
+    let refused = app.verify_code(&browser, &csrf, &code).await;
 
     assert_eq!(refused.status(), 409);
     assert!(
@@ -177,35 +117,26 @@ async fn a_phone_bound_to_another_wechat_is_refused_and_nothing_changes() {
         Some("o_owner")
     );
     assert_eq!(app.count("users").await, 1);
-    let home = browser
-        .get(app.url("/"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let home = app.page_text(&browser, "/").await;
     assert!(home.contains(r#"id="login-link""#), "not logged in");
 }
 
 #[tokio::test]
 async fn two_browsers_racing_for_one_phone_one_wins() {
     let app = spawn_app().await;
-    let (a, csrf_a) = needs_binding(&app, "o_race_a").await;
-    let (b, csrf_b) = needs_binding(&app, "o_race_b").await;
-    send_code(&app, &a, &csrf_a, "13900000004").await;
+    let (a, csrf_a) = app.needs_binding("o_race_a").await;
+    let (b, csrf_b) = app.needs_binding("o_race_b").await;
+    app.send_code(&a, &csrf_a, "13900000004").await;
     let code_a = app.sms_code("13900000004").await.unwrap();
     // The phone's resend limit blocks a second code; put one in place as if sent a minute later.
-    sqlx::query("UPDATE sms_codes SET created_at = created_at - 61")
-        .execute(&app.state.db)
-        .await
-        .unwrap();
-    send_code(&app, &b, &csrf_b, "13900000004").await;
+    app.exec("UPDATE sms_codes SET created_at = created_at - 61")
+        .await;
+    app.send_code(&b, &csrf_b, "13900000004").await;
     let code_b = app.sms_code("13900000004").await.unwrap();
 
     let (ra, rb) = tokio::join!(
-        verify(&app, &a, &csrf_a, &code_a),
-        verify(&app, &b, &csrf_b, &code_b)
+        app.verify_code(&a, &csrf_a, &code_a),
+        app.verify_code(&b, &csrf_b, &code_b)
     );
 
     let wins = [&ra, &rb]
@@ -219,9 +150,9 @@ async fn two_browsers_racing_for_one_phone_one_wins() {
 #[tokio::test]
 async fn invalid_phone_numbers_get_a_message_next_to_the_field() {
     let app = spawn_app().await;
-    let (browser, csrf) = needs_binding(&app, "o_badphone").await;
+    let (browser, csrf) = app.needs_binding("o_badphone").await;
     for bad in ["12345", "+1 415 555 0100", "2381234567x"] {
-        let response = send_code(&app, &browser, &csrf, bad).await;
+        let response = app.send_code(&browser, &csrf, bad).await;
         assert_eq!(response.status(), 400);
         let html = response.text().await.unwrap();
         assert!(
@@ -235,19 +166,19 @@ async fn invalid_phone_numbers_get_a_message_next_to_the_field() {
 #[tokio::test]
 async fn five_wrong_codes_kill_the_code() {
     let app = spawn_app().await;
-    let (browser, csrf) = needs_binding(&app, "o_guess").await;
-    send_code(&app, &browser, &csrf, "13900000005").await;
+    let (browser, csrf) = app.needs_binding("o_guess").await;
+    app.send_code(&browser, &csrf, "13900000005").await;
     let code = app.sms_code("13900000005").await.unwrap();
 
     for left in (0..5).rev() {
-        let response = verify(&app, &browser, &csrf, &wrong(&code)).await;
+        let response = app.verify_code(&browser, &csrf, &wrong(&code)).await;
         assert_eq!(response.status(), 400);
         let html = response.text().await.unwrap();
         if left > 0 {
             assert!(html.contains(&format!("还可尝试 {left} 次")), "{html}");
         }
     }
-    let late = verify(&app, &browser, &csrf, &code).await;
+    let late = app.verify_code(&browser, &csrf, &code).await;
     assert_eq!(late.status(), 400, "the right code no longer works");
     assert!(late.text().await.unwrap().contains("已失效"));
     assert_eq!(app.count("users").await, 0);
@@ -256,15 +187,13 @@ async fn five_wrong_codes_kill_the_code() {
 #[tokio::test]
 async fn an_expired_code_does_not_bind() {
     let app = spawn_app().await;
-    let (browser, csrf) = needs_binding(&app, "o_slow").await;
-    send_code(&app, &browser, &csrf, "13900000006").await;
+    let (browser, csrf) = app.needs_binding("o_slow").await;
+    app.send_code(&browser, &csrf, "13900000006").await;
     let code = app.sms_code("13900000006").await.unwrap();
-    sqlx::query("UPDATE sms_codes SET expires_at = strftime('%s','now') - 1")
-        .execute(&app.state.db)
-        .await
-        .unwrap();
+    app.exec("UPDATE sms_codes SET expires_at = strftime('%s','now') - 1")
+        .await;
 
-    let response = verify(&app, &browser, &csrf, &code).await;
+    let response = app.verify_code(&browser, &csrf, &code).await;
 
     assert_eq!(response.status(), 400);
     assert!(response.text().await.unwrap().contains("已失效"));
@@ -274,20 +203,18 @@ async fn an_expired_code_does_not_bind() {
 #[tokio::test]
 async fn a_code_is_not_resent_within_a_minute() {
     let app = spawn_app().await;
-    let (browser, csrf) = needs_binding(&app, "o_resend").await;
-    send_code(&app, &browser, &csrf, "13900000007").await;
+    let (browser, csrf) = app.needs_binding("o_resend").await;
+    app.send_code(&browser, &csrf, "13900000007").await;
 
-    let again = send_code(&app, &browser, &csrf, "13900000007").await;
+    let again = app.send_code(&browser, &csrf, "13900000007").await;
 
     assert_eq!(again.status(), 429);
     assert!(again.text().await.unwrap().contains("秒后可重新发送"));
     assert_eq!(app.count("sms_codes").await, 1);
-    sqlx::query("UPDATE sms_codes SET created_at = created_at - 60")
-        .execute(&app.state.db)
-        .await
-        .unwrap();
+    app.exec("UPDATE sms_codes SET created_at = created_at - 60")
+        .await;
     assert_eq!(
-        location(&send_code(&app, &browser, &csrf, "13900000007").await),
+        location(&app.send_code(&browser, &csrf, "13900000007").await),
         "/bind"
     );
     assert_eq!(app.count("sms_codes").await, 2);
@@ -296,8 +223,10 @@ async fn a_code_is_not_resent_within_a_minute() {
 #[tokio::test]
 async fn a_cross_site_post_is_refused() {
     let app = spawn_app().await;
-    let (browser, _csrf) = needs_binding(&app, "o_csrf").await;
-    let forged = send_code(&app, &browser, "not-the-token", "13900000008").await;
+    let (browser, _csrf) = app.needs_binding("o_csrf").await;
+    let forged = app
+        .send_code(&browser, "not-the-token", "13900000008")
+        .await;
     assert_eq!(forged.status(), 403);
     assert_eq!(app.count("sms_codes").await, 0);
 }
@@ -305,18 +234,12 @@ async fn a_cross_site_post_is_refused() {
 #[tokio::test]
 async fn after_the_qr_code_dies_the_person_is_sent_back_to_login() {
     let app = spawn_app().await;
-    let (browser, csrf) = needs_binding(&app, "o_gone").await;
-    sqlx::query("UPDATE login_scenes SET expires_at = 1")
-        .execute(&app.state.db)
-        .await
-        .unwrap();
+    let (browser, csrf) = app.needs_binding("o_gone").await;
+    app.exec("UPDATE login_scenes SET expires_at = 1").await;
 
+    assert_eq!(location(&app.get(&browser, "/bind").await), "/login");
     assert_eq!(
-        location(&browser.get(app.url("/bind")).send().await.unwrap()),
-        "/login"
-    );
-    assert_eq!(
-        location(&send_code(&app, &browser, &csrf, "13900000009").await),
+        location(&app.send_code(&browser, &csrf, "13900000009").await),
         "/login"
     );
 }
@@ -324,37 +247,21 @@ async fn after_the_qr_code_dies_the_person_is_sent_back_to_login() {
 #[tokio::test]
 async fn a_person_who_leaves_can_come_back_within_the_qr_lifetime_and_finish() {
     let app = spawn_app().await;
-    let (browser, csrf) = needs_binding(&app, "o_back").await;
-    send_code(&app, &browser, &csrf, "13900000010").await;
+    let (browser, csrf) = app.needs_binding("o_back").await;
+    app.send_code(&browser, &csrf, "13900000010").await;
     let code = app.sms_code("13900000010").await.unwrap();
 
     // They wander off; opening the login page again brings them back to the form they left.
-    let login = browser.get(app.url("/login")).send().await.unwrap();
+    let login = app.get(&browser, "/login").await;
     assert_eq!(location(&login), "/bind");
-    let form = browser
-        .get(app.url("/bind"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let form = app.page_text(&browser, "/bind").await;
     assert!(form.contains("139****0010"), "still at the code step");
 
     assert_eq!(
-        location(&verify(&app, &browser, &csrf, &code).await),
+        location(&app.verify_code(&browser, &csrf, &code).await),
         "/login/complete"
     );
-    assert_eq!(
-        location(
-            &browser
-                .get(app.url("/login/complete"))
-                .send()
-                .await
-                .unwrap()
-        ),
-        "/"
-    );
+    assert_eq!(app.complete_login(&browser).await, "/");
     assert_eq!(
         user_row(&app, "+8613900000010").await.unwrap().1.as_deref(),
         Some("o_back")
@@ -364,30 +271,24 @@ async fn a_person_who_leaves_can_come_back_within_the_qr_lifetime_and_finish() {
 #[tokio::test]
 async fn a_person_who_comes_back_after_the_qr_died_is_sent_to_login_and_nothing_binds() {
     let app = spawn_app().await;
-    let (browser, csrf) = needs_binding(&app, "o_late").await;
-    send_code(&app, &browser, &csrf, "13900000011").await;
+    let (browser, csrf) = app.needs_binding("o_late").await;
+    app.send_code(&browser, &csrf, "13900000011").await;
     let code = app.sms_code("13900000011").await.unwrap();
-    sqlx::query("UPDATE login_scenes SET expires_at = 1")
-        .execute(&app.state.db)
-        .await
-        .unwrap();
+    app.exec("UPDATE login_scenes SET expires_at = 1").await;
 
     assert_eq!(
-        location(&verify(&app, &browser, &csrf, &code).await),
+        location(&app.verify_code(&browser, &csrf, &code).await),
         "/login"
     );
-    let login = browser.get(app.url("/login")).send().await.unwrap();
+    let login = app.get(&browser, "/login").await;
     assert_eq!(login.status(), 200, "a fresh login page, not /bind");
     assert_eq!(app.count("users").await, 0);
 }
 
 /// Moves every code `seconds` into the past.
 async fn age_codes(app: &TestApp, seconds: i64) {
-    sqlx::query("UPDATE sms_codes SET created_at = created_at - ?")
-        .bind(seconds)
-        .execute(&app.state.db)
-        .await
-        .unwrap();
+    app.exec_with("UPDATE sms_codes SET created_at = created_at - ?", seconds)
+        .await;
 }
 
 /// Puts a code row in place as if sent `ago` seconds ago to `phone` from `ip`.
@@ -414,23 +315,16 @@ fn china_clock(t: i64) -> String {
 #[tokio::test]
 async fn the_resend_cooldown_is_configurable() {
     let app = spawn_app_with(|s| s.sms.limits.resend_seconds = 5).await;
-    let (browser, csrf) = needs_binding(&app, "o_cool").await;
-    send_code(&app, &browser, &csrf, "13900000012").await;
-    let form = browser
-        .get(app.url("/bind"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let (browser, csrf) = app.needs_binding("o_cool").await;
+    app.send_code(&browser, &csrf, "13900000012").await;
+    let form = app.page_text(&browser, "/bind").await;
     assert!(
         form.contains(r#"data-wait="5""#) || form.contains(r#"data-wait="4""#),
         "the button counts down from the configured cooldown"
     );
 
     age_codes(&app, 3).await;
-    let early = send_code(&app, &browser, &csrf, "13900000012").await;
+    let early = app.send_code(&browser, &csrf, "13900000012").await;
     assert_eq!(early.status(), 429);
     let retry_after: i64 = early.headers()["retry-after"]
         .to_str()
@@ -442,7 +336,7 @@ async fn the_resend_cooldown_is_configurable() {
 
     age_codes(&app, 2).await;
     assert_eq!(
-        location(&send_code(&app, &browser, &csrf, "13900000012").await),
+        location(&app.send_code(&browser, &csrf, "13900000012").await),
         "/bind"
     );
     assert_eq!(app.count("sms_codes").await, 2);
@@ -451,20 +345,17 @@ async fn the_resend_cooldown_is_configurable() {
 #[tokio::test]
 async fn at_most_five_codes_per_phone_per_hour() {
     let app = spawn_app().await;
-    let (browser, csrf) = needs_binding(&app, "o_hourly").await;
+    let (browser, csrf) = app.needs_binding("o_hourly").await;
     for _ in 0..5 {
         assert_eq!(
-            location(&send_code(&app, &browser, &csrf, "13900000013").await),
+            location(&app.send_code(&browser, &csrf, "13900000013").await),
             "/bind"
         );
         age_codes(&app, 61).await; // past the resend cooldown, still within the hour
     }
-    let oldest: i64 = sqlx::query_scalar("SELECT MIN(created_at) FROM sms_codes")
-        .fetch_one(&app.state.db)
-        .await
-        .unwrap();
+    let oldest: i64 = app.select("SELECT MIN(created_at) FROM sms_codes").await;
 
-    let sixth = send_code(&app, &browser, &csrf, "13900000013").await;
+    let sixth = app.send_code(&browser, &csrf, "13900000013").await;
 
     assert_eq!(sixth.status(), 429);
     assert!(sixth.headers().contains_key("retry-after"));
@@ -481,7 +372,7 @@ async fn at_most_five_codes_per_phone_per_hour() {
     // Once the oldest is an hour old, one more may go.
     age_codes(&app, 3600 - 5 * 61 + 1).await;
     assert_eq!(
-        location(&send_code(&app, &browser, &csrf, "13900000013").await),
+        location(&app.send_code(&browser, &csrf, "13900000013").await),
         "/bind"
     );
 }
@@ -493,9 +384,9 @@ async fn at_most_ten_codes_per_phone_per_day() {
     for i in 0..10 {
         past_code(&app, "+8613900000014", "192.0.2.1", 7200 + i * 600).await;
     }
-    let (browser, csrf) = needs_binding(&app, "o_daily").await;
+    let (browser, csrf) = app.needs_binding("o_daily").await;
 
-    let refused = send_code(&app, &browser, &csrf, "13900000014").await;
+    let refused = app.send_code(&browser, &csrf, "13900000014").await;
 
     assert_eq!(refused.status(), 429);
     let html = refused.text().await.unwrap();
@@ -526,12 +417,9 @@ async fn at_most_ten_codes_per_phone_per_day() {
     assert!(html.contains("(China time), in about"), "{html}");
 
     // The oldest leaving the day window lets the next one through.
-    sqlx::query("UPDATE sms_codes SET created_at = created_at - 86400 WHERE created_at = (SELECT MIN(created_at) FROM sms_codes)")
-        .execute(&app.state.db)
-        .await
-        .unwrap();
+    app.exec("UPDATE sms_codes SET created_at = created_at - 86400 WHERE created_at = (SELECT MIN(created_at) FROM sms_codes)").await;
     assert_eq!(
-        location(&send_code(&app, &browser, &csrf, "13900000014").await),
+        location(&app.send_code(&browser, &csrf, "13900000014").await),
         "/bind"
     );
 }
@@ -547,36 +435,29 @@ async fn at_most_twenty_codes_per_client_ip_per_hour() {
     for i in 0..5 {
         past_code(&app, &format!("+86136000000{i:02}"), "198.51.100.7", 10).await;
     }
-    let (browser, csrf) = needs_binding(&app, "o_pump").await;
+    let (browser, csrf) = app.needs_binding("o_pump").await;
 
-    let refused = send_code(&app, &browser, &csrf, "13900000015").await;
+    let refused = app.send_code(&browser, &csrf, "13900000015").await;
 
     assert_eq!(refused.status(), 429);
     let html = refused.text().await.unwrap();
     assert!(html.contains("当前网络获取验证码次数过多"), "{html}");
     assert!(html.contains("请在北京时间 "), "{html}");
     assert_eq!(app.count("sms_codes").await, 25);
-    let stored: Option<String> =
-        sqlx::query_scalar("SELECT client_ip FROM sms_codes WHERE phone = '+8613700000000'")
-            .fetch_one(&app.state.db)
-            .await
-            .unwrap();
+    let stored: Option<String> = app
+        .select("SELECT client_ip FROM sms_codes WHERE phone = '+8613700000000'")
+        .await;
     assert_eq!(stored.as_deref(), Some("127.0.0.1"));
 
     // An hour after the oldest, the address may ask again; the code records who asked.
-    sqlx::query("UPDATE sms_codes SET created_at = created_at - 3600 WHERE client_ip = '127.0.0.1' AND created_at = (SELECT MIN(created_at) FROM sms_codes WHERE client_ip = '127.0.0.1')")
-        .execute(&app.state.db)
-        .await
-        .unwrap();
+    app.exec("UPDATE sms_codes SET created_at = created_at - 3600 WHERE client_ip = '127.0.0.1' AND created_at = (SELECT MIN(created_at) FROM sms_codes WHERE client_ip = '127.0.0.1')").await;
     assert_eq!(
-        location(&send_code(&app, &browser, &csrf, "13900000015").await),
+        location(&app.send_code(&browser, &csrf, "13900000015").await),
         "/bind"
     );
-    let ip: String =
-        sqlx::query_scalar("SELECT client_ip FROM sms_codes WHERE phone = '+8613900000015'")
-            .fetch_one(&app.state.db)
-            .await
-            .unwrap();
+    let ip: String = app
+        .select("SELECT client_ip FROM sms_codes WHERE phone = '+8613900000015'")
+        .await;
     assert_eq!(ip, "127.0.0.1");
 }
 
@@ -585,13 +466,13 @@ async fn parallel_requests_cannot_slip_past_a_limit() {
     let app = spawn_app_with(|s| s.sms.limits.per_ip_hour = 3).await;
     let mut browsers = Vec::new();
     for i in 0..6 {
-        browsers.push(needs_binding(&app, &format!("o_par{i}")).await);
+        browsers.push(app.needs_binding(&format!("o_par{i}")).await);
     }
 
     let answers = futures::future::join_all(browsers.iter().enumerate().map(|(i, (b, csrf))| {
         let phone = format!("1390000002{i}");
         let app = &app;
-        async move { send_code(app, b, csrf, &phone).await.status().as_u16() }
+        async move { app.send_code(b, csrf, &phone).await.status().as_u16() }
     }))
     .await;
 
@@ -611,16 +492,16 @@ async fn parallel_requests_cannot_slip_past_a_limit() {
 #[tokio::test]
 async fn the_number_of_wrong_entries_is_configurable() {
     let app = spawn_app_with(|s| s.sms.limits.max_attempts = 2).await;
-    let (browser, csrf) = needs_binding(&app, "o_two").await;
-    send_code(&app, &browser, &csrf, "13900000016").await;
+    let (browser, csrf) = app.needs_binding("o_two").await;
+    app.send_code(&browser, &csrf, "13900000016").await;
     let code = app.sms_code("13900000016").await.unwrap();
 
-    let first = verify(&app, &browser, &csrf, &wrong(&code)).await;
+    let first = app.verify_code(&browser, &csrf, &wrong(&code)).await;
     assert!(first.text().await.unwrap().contains("还可尝试 1 次"));
-    let second = verify(&app, &browser, &csrf, &wrong(&code)).await;
+    let second = app.verify_code(&browser, &csrf, &wrong(&code)).await;
     assert!(second.text().await.unwrap().contains("已失效"));
 
-    let late = verify(&app, &browser, &csrf, &code).await;
+    let late = app.verify_code(&browser, &csrf, &code).await;
     assert_eq!(late.status(), 400);
     assert_eq!(app.count("users").await, 0);
 }

@@ -3,18 +3,28 @@
 use crate::helpers::{SseReader, TestApp, spawn_app};
 use std::time::Duration;
 
-/// A browser waiting on /login, and the scene string of its QR code.
-async fn waiting_scene(app: &TestApp) -> (reqwest::Client, String) {
-    let browser = app.browser();
-    let page = app.open_login(&browser).await;
-    let scene = app.scene_of(&page.ticket).await;
-    (browser, scene)
+async fn scene_state(app: &TestApp, scene: &str) -> String {
+    app.select_with("SELECT state FROM login_scenes WHERE scene = ?", scene)
+        .await
 }
 
-async fn scene_state(app: &TestApp, scene: &str) -> String {
-    sqlx::query_scalar("SELECT state FROM login_scenes WHERE scene = ?")
-        .bind(scene)
-        .fetch_one(&app.state.db)
+/// WeChat's check of the callback URL: a signed GET that wants `echostr` back.
+async fn url_check(
+    app: &TestApp,
+    signature: &str,
+    timestamp: &str,
+    nonce: &str,
+    echostr: &str,
+) -> reqwest::Response {
+    reqwest::Client::new()
+        .get(app.url("/wechat/callback"))
+        .query(&[
+            ("signature", signature),
+            ("timestamp", timestamp),
+            ("nonce", nonce),
+            ("echostr", echostr),
+        ])
+        .send()
         .await
         .unwrap()
 }
@@ -24,46 +34,23 @@ async fn url_check_answers_echostr_only_when_signed_by_our_token() {
     let app = spawn_app().await;
     let timestamp = wxlogin::db::now().to_string();
     let good = app.sign(&timestamp, "n1");
-    let client = reqwest::Client::new();
 
-    let ok = client
-        .get(app.url("/wechat/callback"))
-        .query(&[
-            ("signature", good.as_str()),
-            ("timestamp", &timestamp),
-            ("nonce", "n1"),
-            ("echostr", "hello123"),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let ok = url_check(&app, &good, &timestamp, "n1", "hello123").await;
     assert_eq!(ok.status(), 200);
     assert_eq!(ok.text().await.unwrap(), "hello123");
 
-    let bad = client
-        .get(app.url("/wechat/callback"))
-        .query(&[
-            ("signature", "0".repeat(40).as_str()),
-            ("timestamp", &timestamp),
-            ("nonce", "n1"),
-            ("echostr", "x"),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let bad = url_check(&app, &"0".repeat(40), &timestamp, "n1", "x").await;
     assert_eq!(bad.status(), 403);
-    let unsigned = client
-        .get(app.url("/wechat/callback?echostr=x"))
-        .send()
-        .await
-        .unwrap();
+    let unsigned = app
+        .get(&reqwest::Client::new(), "/wechat/callback?echostr=x")
+        .await;
     assert_eq!(unsigned.status(), 403);
 }
 
 #[tokio::test]
 async fn a_badly_signed_or_stale_scan_changes_nothing() {
     let app = spawn_app().await;
-    let (_browser, scene) = waiting_scene(&app).await;
+    let (_browser, _, scene) = app.waiting_scene().await;
     let xml = app.scan_xml("o_forger", wxlogin::db::now(), true, &scene);
     let now = wxlogin::db::now().to_string();
 
@@ -86,8 +73,8 @@ async fn a_badly_signed_or_stale_scan_changes_nothing() {
 #[tokio::test]
 async fn subscribe_with_qrscene_prefix_and_scan_without_both_resolve_the_scene() {
     let app = spawn_app().await;
-    let (_b1, first) = waiting_scene(&app).await;
-    let (_b2, second) = waiting_scene(&app).await;
+    let (_b1, _, first) = app.waiting_scene().await;
+    let (_b2, _, second) = app.waiting_scene().await;
 
     let subscribed = app
         .post_callback(&app.scan_xml("o_a", wxlogin::db::now(), true, &first))
@@ -111,7 +98,7 @@ async fn subscribe_with_qrscene_prefix_and_scan_without_both_resolve_the_scene()
 #[tokio::test]
 async fn a_retried_delivery_has_exactly_the_effect_of_the_first() {
     let app = spawn_app().await;
-    let (_browser, scene) = waiting_scene(&app).await;
+    let (_browser, _, scene) = app.waiting_scene().await;
     let xml = app.scan_xml("o_retry", 1_700_000_000, true, &scene);
 
     let first = app.post_callback(&xml).await.text().await.unwrap();
@@ -125,7 +112,7 @@ async fn a_retried_delivery_has_exactly_the_effect_of_the_first() {
 #[tokio::test]
 async fn a_retry_arriving_while_the_first_is_handled_is_also_handled_once() {
     let app = spawn_app().await;
-    let (_browser, scene) = waiting_scene(&app).await;
+    let (_browser, _, scene) = app.waiting_scene().await;
     let xml = app.scan_xml("o_race", 1_700_000_001, true, &scene);
 
     let replies = futures::future::join_all(
@@ -153,12 +140,12 @@ fn strip_time(xml: &str) -> String {
 #[tokio::test]
 async fn expired_and_unknown_scenes_get_a_friendly_reply_and_change_nothing() {
     let app = spawn_app().await;
-    let (_browser, scene) = waiting_scene(&app).await;
-    sqlx::query("UPDATE login_scenes SET expires_at = 1 WHERE scene = ?")
-        .bind(&scene)
-        .execute(&app.state.db)
-        .await
-        .unwrap();
+    let (_browser, _, scene) = app.waiting_scene().await;
+    app.exec_with(
+        "UPDATE login_scenes SET expires_at = 1 WHERE scene = ?",
+        &scene,
+    )
+    .await;
 
     let expired = app
         .post_callback(&app.scan_xml("o_late", wxlogin::db::now(), false, &scene))
@@ -176,7 +163,7 @@ async fn expired_and_unknown_scenes_get_a_friendly_reply_and_change_nothing() {
 #[tokio::test]
 async fn a_scene_scanned_by_one_person_is_not_taken_over_by_another() {
     let app = spawn_app().await;
-    let (browser, scene) = waiting_scene(&app).await;
+    let (browser, _, scene) = app.waiting_scene().await;
     app.post_callback(&app.scan_xml("o_first", wxlogin::db::now(), true, &scene))
         .await;
 
@@ -185,11 +172,9 @@ async fn a_scene_scanned_by_one_person_is_not_taken_over_by_another() {
         .await;
 
     assert!(other.text().await.unwrap().contains("已经使用过"));
-    let openid: String = sqlx::query_scalar("SELECT openid FROM login_scenes WHERE scene = ?")
-        .bind(&scene)
-        .fetch_one(&app.state.db)
-        .await
-        .unwrap();
+    let openid: String = app
+        .select_with("SELECT openid FROM login_scenes WHERE scene = ?", &scene)
+        .await;
     assert_eq!(openid, "o_first");
     let mut events = SseReader::connect(&app, &browser).await;
     assert_eq!(
@@ -201,7 +186,7 @@ async fn a_scene_scanned_by_one_person_is_not_taken_over_by_another() {
 #[tokio::test]
 async fn malformed_or_hostile_xml_is_refused_without_effect() {
     let app = spawn_app().await;
-    let (_browser, scene) = waiting_scene(&app).await;
+    let (_browser, _, scene) = app.waiting_scene().await;
     let bomb = format!(
         r#"<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "aaaa"><!ENTITY b "&a;&a;&a;">]><xml><ToUserName>t</ToUserName><FromUserName>&b;</FromUserName><CreateTime>1</CreateTime><MsgType>event</MsgType><Event>SCAN</Event><EventKey>{scene}</EventKey></xml>"#
     );
@@ -243,10 +228,8 @@ async fn follows_unfollows_and_messages_are_acknowledged() {
         app.post_callback(click).await.text().await.unwrap(),
         "success"
     );
-    let following: bool =
-        sqlx::query_scalar("SELECT following FROM followers WHERE openid = 'o_f'")
-            .fetch_one(&app.state.db)
-            .await
-            .unwrap();
+    let following: bool = app
+        .select("SELECT following FROM followers WHERE openid = 'o_f'")
+        .await;
     assert!(!following);
 }

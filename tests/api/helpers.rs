@@ -4,6 +4,7 @@
 use std::{sync::Arc, time::Duration};
 
 use futures::StreamExt;
+use sqlx::Sqlite;
 use tokio::task::JoinHandle;
 use wxlogin::{
     Application,
@@ -86,7 +87,7 @@ impl TestApp {
 
     /// Opens `/login` in `browser` and returns the page with its QR ticket.
     pub async fn open_login(&self, browser: &reqwest::Client) -> LoginPage {
-        let response = browser.get(self.url("/login")).send().await.unwrap();
+        let response = self.get(browser, "/login").await;
         assert_eq!(response.status(), 200, "GET /login");
         let html = response.text().await.unwrap();
         LoginPage::parse(html)
@@ -94,23 +95,20 @@ impl TestApp {
 
     /// Scans `ticket` with the sandbox phone as `openid`; returns the sandbox's JSON answer.
     pub async fn scan(&self, ticket: &str, openid: &str) -> serde_json::Value {
-        let response = reqwest::Client::new()
-            .post(self.url("/sandbox/api/scan"))
-            .json(&serde_json::json!({ "ticket": ticket, "openid": openid }))
-            .send()
-            .await
-            .unwrap();
+        let response = self
+            .post_json(
+                "/sandbox/api/scan",
+                &serde_json::json!({ "ticket": ticket, "openid": openid }),
+            )
+            .await;
         assert_eq!(response.status(), 200, "sandbox scan");
         response.json().await.unwrap()
     }
 
     /// The scene string behind a ticket (what WeChat puts in the event's EventKey).
     pub async fn scene_of(&self, ticket: &str) -> String {
-        sqlx::query_scalar("SELECT scene FROM login_scenes WHERE ticket = ?")
-            .bind(ticket)
-            .fetch_one(&self.state.db)
+        self.select_with("SELECT scene FROM login_scenes WHERE ticket = ?", ticket)
             .await
-            .unwrap()
     }
 
     /// The signature WeChat would put on a callback with this timestamp and nonce.
@@ -183,23 +181,165 @@ impl TestApp {
 
     /// Counts rows of `table` (test-only SQL).
     pub async fn count(&self, table: &str) -> i64 {
-        sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}"))
+        self.select(&format!("SELECT COUNT(*) FROM {table}")).await
+    }
+
+    /// Runs a test-only SQL statement that takes no parameters.
+    pub async fn exec(&self, sql: &str) {
+        sqlx::query(sql).execute(&self.state.db).await.unwrap();
+    }
+
+    /// Runs a test-only SQL statement with `arg` bound to its one `?`.
+    pub async fn exec_with<'q, A>(&self, sql: &'q str, arg: A)
+    where
+        A: 'q + Send + sqlx::Encode<'q, Sqlite> + sqlx::Type<Sqlite>,
+    {
+        sqlx::query(sql)
+            .bind(arg)
+            .execute(&self.state.db)
+            .await
+            .unwrap();
+    }
+
+    /// The one value a test-only SQL query that takes no parameters selects.
+    pub async fn select<T>(&self, sql: &str) -> T
+    where
+        T: Send + Unpin + sqlx::Type<Sqlite> + for<'r> sqlx::Decode<'r, Sqlite>,
+    {
+        sqlx::query_scalar(sql)
             .fetch_one(&self.state.db)
+            .await
+            .unwrap()
+    }
+
+    /// The one value a test-only SQL query selects with `arg` bound to its one `?`.
+    pub async fn select_with<'q, T, A>(&self, sql: &'q str, arg: A) -> T
+    where
+        T: Send + Unpin + sqlx::Type<Sqlite> + for<'r> sqlx::Decode<'r, Sqlite>,
+        A: 'q + Send + sqlx::Encode<'q, Sqlite> + sqlx::Type<Sqlite>,
+    {
+        sqlx::query_scalar(sql)
+            .bind(arg)
+            .fetch_one(&self.state.db)
+            .await
+            .unwrap()
+    }
+
+    /// GETs `path` in `browser`.
+    pub async fn get(&self, browser: &reqwest::Client, path: &str) -> reqwest::Response {
+        browser.get(self.url(path)).send().await.unwrap()
+    }
+
+    /// GETs `path` in `browser` with one extra request header (a language, a forwarded address).
+    pub async fn get_with_header(
+        &self,
+        browser: &reqwest::Client,
+        path: &str,
+        header: (&str, &str),
+    ) -> reqwest::Response {
+        browser
+            .get(self.url(path))
+            .header(header.0, header.1)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// The text of the page at `path` as `browser` sees it (whatever the status).
+    pub async fn page_text(&self, browser: &reqwest::Client, path: &str) -> String {
+        self.get(browser, path).await.text().await.unwrap()
+    }
+
+    /// POSTs a form holding only `csrf` to `path` in `browser`.
+    pub async fn post_csrf(
+        &self,
+        browser: &reqwest::Client,
+        path: &str,
+        csrf: &str,
+    ) -> reqwest::Response {
+        browser
+            .post(self.url(path))
+            .form(&[("csrf", csrf)])
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// POSTs `body` as JSON to `path` from a client without cookies.
+    pub async fn post_json(&self, path: &str, body: &serde_json::Value) -> reqwest::Response {
+        reqwest::Client::new()
+            .post(self.url(path))
+            .json(body)
+            .send()
             .await
             .unwrap()
     }
 
     /// The CSRF token on the page at `path`.
     pub async fn csrf(&self, browser: &reqwest::Client, path: &str) -> String {
-        let html = browser
-            .get(self.url(path))
+        let html = self.page_text(browser, path).await;
+        between(&html, r#"name="csrf" value=""#, "\"").expect("page has a CSRF field")
+    }
+
+    /// Opens `/login` in `browser` and connects it to the login event stream, past the first
+    /// event (the state on connecting).
+    pub async fn watch_login(&self, browser: &reqwest::Client) -> (LoginPage, SseReader) {
+        let page = self.open_login(browser).await;
+        let mut events = SseReader::connect(self, browser).await;
+        events.next(Duration::from_secs(5)).await;
+        (page, events)
+    }
+
+    /// A fresh browser waiting on `/login`, with its page and the scene behind its QR code.
+    pub async fn waiting_scene(&self) -> (reqwest::Client, LoginPage, String) {
+        let browser = self.browser();
+        let page = self.open_login(&browser).await;
+        let scene = self.scene_of(&page.ticket).await;
+        (browser, page, scene)
+    }
+
+    /// A fresh browser whose first scan (as `openid`) needs binding, with its CSRF token.
+    pub async fn needs_binding(&self, openid: &str) -> (reqwest::Client, String) {
+        let browser = self.browser();
+        let page = self.open_login(&browser).await;
+        self.scan(&page.ticket, openid).await;
+        let csrf = self.csrf(&browser, "/bind").await;
+        (browser, csrf)
+    }
+
+    /// POSTs `/bind/code`: asks for an SMS code for `phone`.
+    pub async fn send_code(
+        &self,
+        browser: &reqwest::Client,
+        csrf: &str,
+        phone: &str,
+    ) -> reqwest::Response {
+        browser
+            .post(self.url("/bind/code"))
+            .form(&[("csrf", csrf), ("phone", phone)])
             .send()
             .await
             .unwrap()
-            .text()
+    }
+
+    /// POSTs `/bind/verify`: enters the SMS `code`.
+    pub async fn verify_code(
+        &self,
+        browser: &reqwest::Client,
+        csrf: &str,
+        code: &str,
+    ) -> reqwest::Response {
+        browser
+            .post(self.url("/bind/verify"))
+            .form(&[("csrf", csrf), ("code", code)])
+            .send()
             .await
-            .unwrap();
-        between(&html, r#"name="csrf" value=""#, "\"").expect("page has a CSRF field")
+            .unwrap()
+    }
+
+    /// GETs `/login/complete` in `browser` (redeems its scene) and returns where it redirects.
+    pub async fn complete_login(&self, browser: &reqwest::Client) -> String {
+        location(&self.get(browser, "/login/complete").await)
     }
 
     /// Takes `browser` from a fresh `/login` through a first scan by `openid` and binding of
@@ -213,32 +353,32 @@ impl TestApp {
         let page = self.open_login(browser).await;
         self.scan(&page.ticket, openid).await;
         let csrf = self.csrf(browser, "/bind").await;
-        let sent = browser
-            .post(self.url("/bind/code"))
-            .form(&[("csrf", csrf.as_str()), ("phone", phone)])
-            .send()
-            .await
-            .unwrap();
+        let sent = self.send_code(browser, &csrf, phone).await;
         assert_eq!(sent.status(), 303, "code sent");
         let code = self
             .sms_code(phone)
             .await
             .expect("code in the sandbox inbox");
-        let verified = browser
-            .post(self.url("/bind/verify"))
-            .form(&[("csrf", csrf.as_str()), ("code", code.as_str())])
-            .send()
-            .await
-            .unwrap();
+        let verified = self.verify_code(browser, &csrf, &code).await;
         assert_eq!(location(&verified), "/login/complete");
-        let done = browser
-            .get(self.url("/login/complete"))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(location(&done), "/");
+        assert_eq!(self.complete_login(browser).await, "/");
         page
     }
+}
+
+/// Calls `attempt` up to `tries` times, `pause` apart, until it gives `Some`.
+pub async fn poll<T, F, Fut>(tries: usize, pause: Duration, mut attempt: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    for _ in 0..tries {
+        if let Some(found) = attempt().await {
+            return Some(found);
+        }
+        tokio::time::sleep(pause).await;
+    }
+    None
 }
 
 /// What a test needs from the login page.
@@ -298,7 +438,7 @@ impl SseReader {
 
     /// Connects `browser` to the event stream at `path`.
     pub async fn connect_to(app: &TestApp, browser: &reqwest::Client, path: &str) -> SseReader {
-        let response = browser.get(app.url(path)).send().await.unwrap();
+        let response = app.get(browser, path).await;
         let status = response.status().as_u16();
         SseReader {
             stream: response.bytes_stream().boxed(),

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::helpers::{SseReader, location, spawn_app};
+use crate::helpers::{SseReader, TestApp, between, location, spawn_app};
 
 const WAIT: Duration = Duration::from_secs(5);
 
@@ -19,11 +19,9 @@ async fn login_page_shows_a_qr_code_that_opens_the_sandbox_phone() {
         page.html
             .starts_with("<!DOCTYPE html><html lang=\"zh-CN\">")
     );
-    let phone = browser
-        .get(app.url(&format!("/sandbox/scan/{}", page.ticket)))
-        .send()
-        .await
-        .unwrap();
+    let phone = app
+        .get(&browser, &format!("/sandbox/scan/{}", page.ticket))
+        .await;
     assert_eq!(phone.status(), 200);
 }
 
@@ -31,12 +29,12 @@ async fn login_page_shows_a_qr_code_that_opens_the_sandbox_phone() {
 async fn english_browsers_get_english_pages() {
     let app = spawn_app().await;
     let html = app
-        .browser()
-        .get(app.url("/login"))
-        .header("accept-language", "en-US,en;q=0.9")
-        .send()
+        .get_with_header(
+            &app.browser(),
+            "/login",
+            ("accept-language", "en-US,en;q=0.9"),
+        )
         .await
-        .unwrap()
         .text()
         .await
         .unwrap();
@@ -97,9 +95,7 @@ async fn a_bound_person_is_logged_in_at_once_and_the_scene_redeems_only_once() {
     app.log_in_new_user(&app.browser(), "o_bound", "13800000001")
         .await;
     let browser = app.browser();
-    let page = app.open_login(&browser).await;
-    let mut events = SseReader::connect(&app, &browser).await;
-    events.next(WAIT).await;
+    let (page, mut events) = app.watch_login(&browser).await;
 
     let answer = app.scan(&page.ticket, "o_bound").await;
 
@@ -110,29 +106,12 @@ async fn a_bound_person_is_logged_in_at_once_and_the_scene_redeems_only_once() {
         (pushed.event.as_str(), pushed.data.as_str()),
         ("redirect", "/login/complete")
     );
-    let done = browser
-        .get(app.url("/login/complete"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(location(&done), "/");
-    let home = browser
-        .get(app.url("/"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    assert_eq!(app.complete_login(&browser).await, "/");
+    let home = app.page_text(&browser, "/").await;
     assert!(home.contains("138****0001"), "masked phone shown");
     assert!(!home.contains("13800000001"), "full phone not shown");
     // Redeeming again does nothing.
-    let again = browser
-        .get(app.url("/login/complete"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(location(&again), "/login");
+    assert_eq!(app.complete_login(&browser).await, "/login");
 }
 
 #[tokio::test]
@@ -146,20 +125,8 @@ async fn another_browser_can_neither_watch_nor_redeem_a_scene() {
     app.open_login(&attacker).await; // has a session and a scene of its own
     app.scan(&page.ticket, "o_victim").await;
 
-    let stolen = attacker
-        .get(app.url("/login/complete"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(location(&stolen), "/login");
-    let home = attacker
-        .get(app.url("/"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    assert_eq!(app.complete_login(&attacker).await, "/login");
+    let home = app.page_text(&attacker, "/").await;
     assert!(
         home.contains(r#"id="login-link""#),
         "attacker is not logged in"
@@ -174,8 +141,7 @@ async fn another_browser_can_neither_watch_nor_redeem_a_scene() {
     let stranger = SseReader::connect(&app, &app.browser()).await;
     assert_eq!(stranger.status, 204);
 
-    let mine = owner.get(app.url("/login/complete")).send().await.unwrap();
-    assert_eq!(location(&mine), "/");
+    assert_eq!(app.complete_login(&owner).await, "/");
 }
 
 #[tokio::test]
@@ -198,14 +164,9 @@ async fn next_only_leads_to_paths_on_this_site() {
             .await
             .unwrap();
         let page = response.text().await.unwrap();
-        let ticket = crate::helpers::between(&page, "/sandbox/scan/", "\"").unwrap();
+        let ticket = between(&page, "/sandbox/scan/", "\"").unwrap();
         app.scan(&ticket, "o_next").await;
-        let done = browser
-            .get(app.url("/login/complete"))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(location(&done), expected, "next={next}");
+        assert_eq!(app.complete_login(&browser).await, expected, "next={next}");
     }
 }
 
@@ -213,19 +174,15 @@ async fn next_only_leads_to_paths_on_this_site() {
 async fn the_session_id_changes_at_login_and_logout_needs_the_csrf_token() {
     let app = spawn_app().await;
     let browser = app.browser();
-    let before = browser.get(app.url("/login")).send().await.unwrap();
+    let before = app.get(&browser, "/login").await;
     let cookie_before = before.headers()["set-cookie"].to_str().unwrap().to_owned();
     let page = before.text().await.unwrap();
-    let ticket = crate::helpers::between(&page, "/sandbox/scan/", "\"").unwrap();
+    let ticket = between(&page, "/sandbox/scan/", "\"").unwrap();
     app.log_in_new_user(&app.browser(), "o_cycle", "13800000004")
         .await;
     app.scan(&ticket, "o_cycle").await;
 
-    let done = browser
-        .get(app.url("/login/complete"))
-        .send()
-        .await
-        .unwrap();
+    let done = app.get(&browser, "/login/complete").await;
     let cookie_after = done.headers()["set-cookie"].to_str().unwrap().to_owned();
     assert_ne!(
         cookie_before.split(';').next(),
@@ -233,42 +190,18 @@ async fn the_session_id_changes_at_login_and_logout_needs_the_csrf_token() {
     );
     assert!(cookie_after.contains("HttpOnly") && cookie_after.contains("SameSite=Lax"));
 
-    let forged = browser
-        .post(app.url("/logout"))
-        .form(&[("csrf", "forged")])
-        .send()
-        .await
-        .unwrap();
+    let forged = app.post_csrf(&browser, "/logout", "forged").await;
     assert_eq!(forged.status(), 403);
-    let home = browser
-        .get(app.url("/"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let home = app.page_text(&browser, "/").await;
     assert!(
         home.contains(r#"id="whoami""#),
         "still logged in after the forged post"
     );
 
     let csrf = app.csrf(&browser, "/").await;
-    let out = browser
-        .post(app.url("/logout"))
-        .form(&[("csrf", csrf.as_str())])
-        .send()
-        .await
-        .unwrap();
+    let out = app.post_csrf(&browser, "/logout", &csrf).await;
     assert_eq!(location(&out), "/");
-    let home = browser
-        .get(app.url("/"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let home = app.page_text(&browser, "/").await;
     assert!(home.contains(r#"id="login-link""#));
 }
 
@@ -278,52 +211,34 @@ async fn a_disabled_person_is_refused_on_the_page_and_in_wechat_and_logged_out()
     let session = app.browser();
     app.log_in_new_user(&session, "o_disabled", "13800000005")
         .await;
-    sqlx::query("UPDATE users SET disabled = 1 WHERE openid = 'o_disabled'")
-        .execute(&app.state.db)
-        .await
-        .unwrap();
+    app.exec("UPDATE users SET disabled = 1 WHERE openid = 'o_disabled'")
+        .await;
 
     // The open session ends at its next request.
-    let home = session
-        .get(app.url("/"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let home = app.page_text(&session, "/").await;
     assert!(home.contains(r#"id="login-link""#));
 
     let browser = app.browser();
-    let page = app.open_login(&browser).await;
-    let mut events = SseReader::connect(&app, &browser).await;
-    events.next(WAIT).await;
+    let (page, mut events) = app.watch_login(&browser).await;
     let answer = app.scan(&page.ticket, "o_disabled").await;
     assert!(answer["reply"].as_str().unwrap().contains("停用"));
     let pushed = events.next(WAIT).await.unwrap();
     assert_eq!(pushed.event, "status");
     assert!(pushed.data.contains("停用"), "{}", pushed.data);
-    let done = browser
-        .get(app.url("/login/complete"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(location(&done), "/login");
+    assert_eq!(app.complete_login(&browser).await, "/login");
 }
 
 #[tokio::test]
 async fn an_expired_qr_code_is_replaced_live() {
     let app = spawn_app().await;
     let browser = app.browser();
-    let page = app.open_login(&browser).await;
-    let mut events = SseReader::connect(&app, &browser).await;
-    events.next(WAIT).await;
+    let (page, mut events) = app.watch_login(&browser).await;
 
-    sqlx::query("UPDATE login_scenes SET expires_at = strftime('%s','now') WHERE ticket = ?")
-        .bind(&page.ticket)
-        .execute(&app.state.db)
-        .await
-        .unwrap();
+    app.exec_with(
+        "UPDATE login_scenes SET expires_at = strftime('%s','now') WHERE ticket = ?",
+        &page.ticket,
+    )
+    .await;
     app.state.hub.notify(&owner_of(&app, &page.ticket).await);
 
     let fresh = events.next(WAIT).await.expect("a fresh QR code");
@@ -335,7 +250,7 @@ async fn an_expired_qr_code_is_replaced_live() {
     // The old code is dead: scanning it gets a friendly reply and changes nothing.
     let old = app.scan(&page.ticket, "o_exp").await;
     assert!(old["reply"].as_str().unwrap().contains("过期"), "{old}");
-    let new_ticket = crate::helpers::between(&fresh.data, "/sandbox/scan/", "\"").unwrap();
+    let new_ticket = between(&fresh.data, "/sandbox/scan/", "\"").unwrap();
     let answer = app.scan(&new_ticket, "o_exp").await;
     assert!(
         answer["reply"].as_str().unwrap().contains("绑定"),
@@ -343,12 +258,9 @@ async fn an_expired_qr_code_is_replaced_live() {
     );
 }
 
-async fn owner_of(app: &crate::helpers::TestApp, ticket: &str) -> String {
-    sqlx::query_scalar("SELECT owner FROM login_scenes WHERE ticket = ?")
-        .bind(ticket)
-        .fetch_one(&app.state.db)
+async fn owner_of(app: &TestApp, ticket: &str) -> String {
+    app.select_with("SELECT owner FROM login_scenes WHERE ticket = ?", ticket)
         .await
-        .unwrap()
 }
 
 #[tokio::test]
@@ -367,12 +279,7 @@ async fn a_pending_login_survives_a_restart() {
     let answer = app.scan(&page.ticket, "o_restart").await;
     assert!(answer["reply"].as_str().unwrap().contains("登录成功"));
     assert_eq!(events.next(WAIT).await.unwrap().data, "/login/complete");
-    let done = browser
-        .get(app.url("/login/complete"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(location(&done), "/");
+    assert_eq!(app.complete_login(&browser).await, "/");
 }
 
 #[tokio::test]
@@ -385,6 +292,6 @@ async fn without_javascript_a_reload_moves_the_person_on() {
             .contains(r#"<noscript><meta http-equiv="refresh" content="3">"#)
     );
     app.scan(&page.ticket, "o_nojs").await;
-    let reload = browser.get(app.url("/login")).send().await.unwrap();
+    let reload = app.get(&browser, "/login").await;
     assert_eq!(location(&reload), "/bind");
 }

@@ -10,13 +10,13 @@ use std::{
 
 use wxlogin::config::IpNet;
 
-use crate::helpers::{TestApp, between, location, spawn_app, spawn_app_with};
+use crate::helpers::{TestApp, between, location, poll, spawn_app, spawn_app_with};
 
 #[tokio::test]
 async fn every_page_carries_the_security_headers() {
     let app = spawn_app().await;
     for path in ["/", "/login", "/nonexistent"] {
-        let response = app.browser().get(app.url(path)).send().await.unwrap();
+        let response = app.get(&app.browser(), path).await;
         let h = response.headers();
         let csp = h["content-security-policy"].to_str().unwrap();
         assert!(
@@ -38,7 +38,7 @@ async fn every_page_carries_the_security_headers() {
 async fn behind_https_cookies_are_secure_and_hsts_is_sent() {
     let app =
         spawn_app_with(|s| s.public_url = Some("https://login.example.com".parse().unwrap())).await;
-    let response = app.browser().get(app.url("/login")).send().await.unwrap();
+    let response = app.get(&app.browser(), "/login").await;
     assert!(
         response.headers()["strict-transport-security"]
             .to_str()
@@ -53,35 +53,31 @@ async fn behind_https_cookies_are_secure_and_hsts_is_sent() {
 }
 
 async fn client_ip_of_newest_scene(app: &TestApp) -> String {
-    sqlx::query_scalar(
-        "SELECT client_ip FROM login_scenes ORDER BY created_at DESC, rowid DESC LIMIT 1",
-    )
-    .fetch_one(&app.state.db)
-    .await
-    .unwrap()
+    app.select("SELECT client_ip FROM login_scenes ORDER BY created_at DESC, rowid DESC LIMIT 1")
+        .await
 }
 
 #[tokio::test]
 async fn forwarded_for_is_believed_only_from_a_trusted_proxy() {
     let direct = spawn_app().await;
     direct
-        .browser()
-        .get(direct.url("/login"))
-        .header("x-forwarded-for", "203.0.113.7")
-        .send()
-        .await
-        .unwrap();
+        .get_with_header(
+            &direct.browser(),
+            "/login",
+            ("x-forwarded-for", "203.0.113.7"),
+        )
+        .await;
     assert_eq!(client_ip_of_newest_scene(&direct).await, "127.0.0.1");
 
     let proxied =
         spawn_app_with(|s| s.ops.trusted_proxies = vec![IpNet::parse("127.0.0.1").unwrap()]).await;
     proxied
-        .browser()
-        .get(proxied.url("/login"))
-        .header("x-forwarded-for", "198.51.100.1, 203.0.113.7")
-        .send()
-        .await
-        .unwrap();
+        .get_with_header(
+            &proxied.browser(),
+            "/login",
+            ("x-forwarded-for", "198.51.100.1, 203.0.113.7"),
+        )
+        .await;
     assert_eq!(client_ip_of_newest_scene(&proxied).await, "203.0.113.7");
 }
 
@@ -94,12 +90,8 @@ async fn new_qr_codes_per_client_ip_are_capped_but_reloads_are_free() {
     app.open_login(&app.browser()).await;
 
     let capped = app
-        .browser()
-        .get(app.url("/login"))
-        .header("accept-language", "en")
-        .send()
-        .await
-        .unwrap();
+        .get_with_header(&app.browser(), "/login", ("accept-language", "en"))
+        .await;
 
     assert_eq!(capped.status(), 429);
     assert!(capped.headers().get("retry-after").is_some());
@@ -127,29 +119,14 @@ async fn log_out_everywhere_ends_every_session_of_that_person() {
     let phone = app.browser();
     let page = app.open_login(&phone).await;
     app.scan(&page.ticket, "o_everywhere").await;
-    assert_eq!(
-        location(&phone.get(app.url("/login/complete")).send().await.unwrap()),
-        "/"
-    );
+    assert_eq!(app.complete_login(&phone).await, "/");
 
     let csrf = app.csrf(&phone, "/").await;
-    let out = phone
-        .post(app.url("/logout/everywhere"))
-        .form(&[("csrf", csrf.as_str())])
-        .send()
-        .await
-        .unwrap();
+    let out = app.post_csrf(&phone, "/logout/everywhere", &csrf).await;
 
     assert_eq!(location(&out), "/");
     for browser in [&laptop, &phone] {
-        let home = browser
-            .get(app.url("/"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let home = app.page_text(browser, "/").await;
         assert!(home.contains(r#"id="login-link""#), "logged out");
     }
 }
@@ -168,30 +145,22 @@ async fn metrics_are_served_only_on_their_own_address() {
     let app =
         spawn_app_with(|s| s.ops.metrics_addr = Some(format!("127.0.0.1:{port}").parse().unwrap()))
             .await;
-    let browser = app.browser();
-    let page = app.open_login(&browser).await;
-    app.scan(&page.ticket, "o_metrics").await;
-    let csrf = app.csrf(&browser, "/bind").await;
+    let (browser, csrf) = app.needs_binding("o_metrics").await;
     for _ in 0..2 {
         // The second is refused by the resend limit.
-        browser
-            .post(app.url("/bind/code"))
-            .form(&[("csrf", csrf.as_str()), ("phone", "13600000009")])
-            .send()
-            .await
-            .unwrap();
+        app.send_code(&browser, &csrf, "13600000009").await;
     }
 
-    let public = app.browser().get(app.url("/metrics")).send().await.unwrap();
+    let public = app.get(&app.browser(), "/metrics").await;
     assert_eq!(public.status(), 404);
-    let mut text = String::new();
-    for _ in 0..50 {
-        if let Ok(r) = reqwest::get(format!("http://127.0.0.1:{port}/metrics")).await {
-            text = r.text().await.unwrap();
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let text = poll(50, Duration::from_millis(20), || async {
+        let r = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+            .await
+            .ok()?;
+        Some(r.text().await.unwrap())
+    })
+    .await
+    .unwrap_or_default();
     assert!(text.contains("wxlogin_qr_codes_created_total 1"), "{text}");
     assert!(text.contains("wxlogin_scans_total{kind=\"subscribe\"} 1"));
     assert!(text.contains("wxlogin_logins_total{outcome=\"needs_bind\"} 1"));
@@ -202,6 +171,20 @@ async fn metrics_are_served_only_on_their_own_address() {
         "{text}"
     );
     assert!(text.contains("wxlogin_sms_total{result=\"refused\"} 1"));
+}
+
+/// Opens the database file a backup wrote.
+async fn open_copy(file: &std::path::Path) -> sqlx::SqlitePool {
+    sqlx::SqlitePool::connect(&format!("sqlite://{}", file.display()))
+        .await
+        .unwrap()
+}
+
+async fn count_users(db: &sqlx::SqlitePool) -> i64 {
+    sqlx::query_scalar("SELECT COUNT(*) FROM users")
+        .fetch_one(db)
+        .await
+        .unwrap()
 }
 
 #[tokio::test]
@@ -215,13 +198,8 @@ async fn a_backup_is_a_consistent_copy_and_never_overwrites() {
     let bytes = wxlogin::db::backup(&app.state.db, &file).await.unwrap();
 
     assert!(bytes > 0);
-    let copy = sqlx::SqlitePool::connect(&format!("sqlite://{}", file.display()))
-        .await
-        .unwrap();
-    let users: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users")
-        .fetch_one(&copy)
-        .await
-        .unwrap();
+    let copy = open_copy(&file).await;
+    let users = count_users(&copy).await;
     assert_eq!(users, 1);
     assert!(
         wxlogin::db::backup(&app.state.db, &file).await.is_err(),
@@ -256,13 +234,8 @@ async fn the_backup_command_copies_a_running_servers_database() {
     );
     assert!(String::from_utf8_lossy(&first.stdout).contains("wrote"));
     assert!(!again.status.success(), "refuses to overwrite");
-    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", copy.display()))
-        .await
-        .unwrap();
-    let users: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
+    let pool = open_copy(&copy).await;
+    let users = count_users(&pool).await;
     assert_eq!(users, 1);
 }
 
@@ -316,6 +289,19 @@ impl Drop for Process {
     }
 }
 
+/// GETs `url` in `browser` and reads the page, any failure as a message.
+async fn text_of(browser: &reqwest::Client, url: String) -> Result<String, String> {
+    let err = |e: reqwest::Error| e.to_string();
+    browser
+        .get(url)
+        .send()
+        .await
+        .map_err(err)?
+        .text()
+        .await
+        .map_err(err)
+}
+
 /// One person's whole first login against a server at `address`; `Ok(phone)` once the
 /// binding was acknowledged (the redirect after the code).
 async fn bind_one(address: &str, n: usize) -> Result<String, String> {
@@ -326,14 +312,7 @@ async fn bind_one(address: &str, n: usize) -> Result<String, String> {
         .timeout(Duration::from_secs(5))
         .build()
         .unwrap();
-    let html = browser
-        .get(format!("{address}/login"))
-        .send()
-        .await
-        .map_err(err)?
-        .text()
-        .await
-        .map_err(err)?;
+    let html = text_of(&browser, format!("{address}/login")).await?;
     let ticket = between(&html, "/sandbox/scan/", "\"").ok_or("no ticket")?;
     browser
         .post(format!("{address}/sandbox/api/scan"))
@@ -341,14 +320,7 @@ async fn bind_one(address: &str, n: usize) -> Result<String, String> {
         .send()
         .await
         .map_err(err)?;
-    let bind = browser
-        .get(format!("{address}/bind"))
-        .send()
-        .await
-        .map_err(err)?
-        .text()
-        .await
-        .map_err(err)?;
+    let bind = text_of(&browser, format!("{address}/bind")).await?;
     let csrf = between(&bind, r#"name="csrf" value=""#, "\"").ok_or("no csrf")?;
     let phone = format!("135{n:08}");
     browser
@@ -439,6 +411,15 @@ async fn bindings_acknowledged_before_a_sigkill_are_all_there_after_restart() {
     );
 }
 
+/// Whether the streamed response `stream` ends (or breaks) within five seconds.
+async fn ends_within_5s(stream: &mut reqwest::Response) -> bool {
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while let Ok(Some(_)) = stream.chunk().await {}
+    })
+    .await
+    .is_ok()
+}
+
 #[tokio::test]
 async fn sigterm_ends_event_streams_and_exits_promptly() {
     let dir = tempfile::tempdir().unwrap();
@@ -462,11 +443,7 @@ async fn sigterm_ends_event_streams_and_exits_promptly() {
 
     server.signal("TERM");
 
-    let ended = tokio::time::timeout(Duration::from_secs(5), async {
-        while let Ok(Some(_)) = stream.chunk().await {}
-    })
-    .await;
-    assert!(ended.is_ok(), "the event stream ended");
+    assert!(ends_within_5s(&mut stream).await, "the event stream ended");
     let started = std::time::Instant::now();
     loop {
         if let Some(status) = server.child.try_wait().unwrap() {
@@ -509,11 +486,7 @@ async fn a_login_begun_before_a_restart_is_finished_by_the_next_server() {
 
     // A deploy: the old server is told to stop; its stream ends so the browser reconnects.
     first.signal("TERM");
-    let ended = tokio::time::timeout(Duration::from_secs(5), async {
-        while let Ok(Some(_)) = stream.chunk().await {}
-    })
-    .await;
-    assert!(ended.is_ok());
+    assert!(ends_within_5s(&mut stream).await);
     drop(first);
     let second = Process::start(&db);
 

@@ -10,7 +10,7 @@ use wxlogin::{
     wechat::{crypto, crypto::AesKey, message, signature},
 };
 
-use crate::helpers::{SseReader, TestApp, spawn_app, spawn_app_with};
+use crate::helpers::{TestApp, poll, spawn_app, spawn_app_with};
 
 const KEY: &str = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG";
 const OLD_KEY: &str = "ZYXWVUTSRQPONMLKJIHGFEDCBA9876543210zyxwvut";
@@ -40,14 +40,26 @@ async fn post_encrypted(
     let body = format!(
         "<xml><ToUserName><![CDATA[gh]]></ToUserName><Encrypt><![CDATA[{encrypted}]]></Encrypt></xml>"
     );
+    post_safe_mode(app, &timestamp, &nonce, &msg_signature, body).await
+}
+
+/// POSTs `body` to `/wechat/callback` with safe mode's query: the plain signature over
+/// `timestamp` and `nonce`, and the given `msg_signature`.
+async fn post_safe_mode(
+    app: &TestApp,
+    timestamp: &str,
+    nonce: &str,
+    msg_signature: &str,
+    body: String,
+) -> reqwest::Response {
     reqwest::Client::new()
         .post(app.url("/wechat/callback"))
         .query(&[
-            ("signature", app.sign(&timestamp, &nonce).as_str()),
-            ("timestamp", &timestamp),
-            ("nonce", &nonce),
+            ("signature", app.sign(timestamp, nonce).as_str()),
+            ("timestamp", timestamp),
+            ("nonce", nonce),
             ("encrypt_type", "aes"),
-            ("msg_signature", &msg_signature),
+            ("msg_signature", msg_signature),
         ])
         .body(body)
         .send()
@@ -56,20 +68,15 @@ async fn post_encrypted(
 }
 
 async fn state_of(app: &TestApp, ticket: &str) -> String {
-    sqlx::query_scalar("SELECT state FROM login_scenes WHERE ticket = ?")
-        .bind(ticket)
-        .fetch_one(&app.state.db)
+    app.select_with("SELECT state FROM login_scenes WHERE ticket = ?", ticket)
         .await
-        .unwrap()
 }
 
 #[tokio::test]
 async fn safe_mode_runs_end_to_end_through_the_sandbox() {
     let app = safe_mode_app(&[KEY]).await;
     let browser = app.browser();
-    let page = app.open_login(&browser).await;
-    let mut events = SseReader::connect(&app, &browser).await;
-    events.next(Duration::from_secs(5)).await;
+    let (page, mut events) = app.watch_login(&browser).await;
 
     // The sandbox encrypts the event and decrypts the reply, as WeChat does.
     let answer = app.scan(&page.ticket, "o_safe").await;
@@ -87,8 +94,7 @@ async fn safe_mode_runs_end_to_end_through_the_sandbox() {
 #[tokio::test]
 async fn replies_in_safe_mode_are_encrypted_and_signed() {
     let app = safe_mode_app(&[KEY]).await;
-    let page = app.open_login(&app.browser()).await;
-    let scene = app.scene_of(&page.ticket).await;
+    let (_browser, _, scene) = app.waiting_scene().await;
     let xml = app.scan_xml("o_enc", now(), true, &scene);
 
     let reply = post_encrypted(&app, KEY, &app.settings.wechat.appid, &xml, false)
@@ -120,8 +126,7 @@ async fn replies_in_safe_mode_are_encrypted_and_signed() {
 #[tokio::test]
 async fn in_safe_mode_plaintext_tampered_and_foreign_deliveries_change_nothing() {
     let app = safe_mode_app(&[KEY]).await;
-    let page = app.open_login(&app.browser()).await;
-    let scene = app.scene_of(&page.ticket).await;
+    let (_browser, page, scene) = app.waiting_scene().await;
     let xml = app.scan_xml("o_evil", now(), true, &scene);
 
     assert_eq!(app.post_callback(&xml).await.status(), 403, "plaintext");
@@ -154,8 +159,7 @@ async fn in_safe_mode_plaintext_tampered_and_foreign_deliveries_change_nothing()
 #[tokio::test]
 async fn during_a_key_rotation_the_previous_key_still_works() {
     let app = safe_mode_app(&[KEY, OLD_KEY]).await;
-    let page = app.open_login(&app.browser()).await;
-    let scene = app.scene_of(&page.ticket).await;
+    let (_browser, page, scene) = app.waiting_scene().await;
     let xml = app.scan_xml("o_rot", now(), true, &scene);
 
     let response = post_encrypted(&app, OLD_KEY, &app.settings.wechat.appid, &xml, false).await;
@@ -167,8 +171,7 @@ async fn during_a_key_rotation_the_previous_key_still_works() {
 #[tokio::test]
 async fn compatible_mode_uses_the_encrypted_copy() {
     let app = safe_mode_app(&[KEY]).await;
-    let page = app.open_login(&app.browser()).await;
-    let scene = app.scene_of(&page.ticket).await;
+    let (_browser, page, scene) = app.waiting_scene().await;
     let real = app.scan_xml("o_compat", now(), true, &scene);
     let key = AesKey::parse(KEY).unwrap();
     let encrypted = crypto::encrypt(
@@ -184,22 +187,8 @@ async fn compatible_mode_uses_the_encrypted_copy() {
     );
     let timestamp = now().to_string();
     let token = expose(&app.settings.wechat.token);
-    let response = reqwest::Client::new()
-        .post(app.url("/wechat/callback"))
-        .query(&[
-            ("signature", app.sign(&timestamp, "n").as_str()),
-            ("timestamp", &timestamp),
-            ("nonce", "n"),
-            ("encrypt_type", "aes"),
-            (
-                "msg_signature",
-                &signature::sign(&[token, &timestamp, "n", &encrypted]),
-            ),
-        ])
-        .body(body)
-        .send()
-        .await
-        .unwrap();
+    let msg_signature = signature::sign(&[token, &timestamp, "n", &encrypted]);
+    let response = post_safe_mode(&app, &timestamp, "n", &msg_signature, body).await;
 
     assert_eq!(response.status(), 200);
     assert_eq!(state_of(&app, &page.ticket).await, "needs_bind");
@@ -266,12 +255,7 @@ async fn the_access_token_survives_a_restart_without_a_new_fetch() {
 }
 
 async fn order_faults(app: &TestApp, plan: serde_json::Value) {
-    let response = reqwest::Client::new()
-        .post(app.url("/sandbox/api/faults"))
-        .json(&plan)
-        .send()
-        .await
-        .unwrap();
+    let response = app.post_json("/sandbox/api/faults", &plan).await;
     assert_eq!(response.status(), 200);
 }
 
@@ -307,7 +291,7 @@ async fn system_busy_and_slow_answers_are_retried_within_a_bound() {
     assert!(started.elapsed() < Duration::from_secs(8));
 
     order_faults(&app, json!({ "errcode": -1, "times": 10 })).await;
-    let gave_up = app.browser().get(app.url("/login")).send().await.unwrap();
+    let gave_up = app.get(&app.browser(), "/login").await;
     assert_eq!(gave_up.status(), 503, "busy beyond the bound");
 }
 
@@ -318,12 +302,8 @@ async fn an_exhausted_quota_reaches_the_page_as_try_again_later() {
     order_faults(&app, json!({ "errcode": 45009, "times": 5 })).await;
 
     let response = app
-        .browser()
-        .get(app.url("/login"))
-        .header("accept-language", "en")
-        .send()
-        .await
-        .unwrap();
+        .get_with_header(&app.browser(), "/login", ("accept-language", "en"))
+        .await;
 
     assert_eq!(response.status(), 503);
     let html = response.text().await.unwrap();
@@ -338,18 +318,9 @@ async fn after_binding_user_info_fills_in_the_unionid() {
     app.log_in_new_user(&browser, "o_union", "13700000001")
         .await;
 
-    let mut unionid = None;
-    for _ in 0..50 {
-        unionid = sqlx::query_scalar::<_, Option<String>>(
-            "SELECT unionid FROM users WHERE openid = 'o_union'",
-        )
-        .fetch_one(&app.state.db)
-        .await
-        .unwrap();
-        if unionid.is_some() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let unionid: Option<String> = poll(50, Duration::from_millis(50), || {
+        app.select("SELECT unionid FROM users WHERE openid = 'o_union'")
+    })
+    .await;
     assert_eq!(unionid.as_deref(), Some("union_o_union"));
 }

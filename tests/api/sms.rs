@@ -243,26 +243,13 @@ async fn ask_code(
     openid: &str,
     phone: &str,
 ) -> (reqwest::Client, String, reqwest::Response) {
-    let browser = app.browser();
-    let page = app.open_login(&browser).await;
-    app.scan(&page.ticket, openid).await;
-    let csrf = app.csrf(&browser, "/bind").await;
-    let sent = browser
-        .post(app.url("/bind/code"))
-        .form(&[("csrf", csrf.as_str()), ("phone", phone)])
-        .send()
-        .await
-        .unwrap();
+    let (browser, csrf) = app.needs_binding(openid).await;
+    let sent = app.send_code(&browser, &csrf, phone).await;
     (browser, csrf, sent)
 }
 
 async fn finish(app: &TestApp, browser: &reqwest::Client, csrf: &str, code: &str) {
-    let verified = browser
-        .post(app.url("/bind/verify"))
-        .form(&[("csrf", csrf), ("code", code)])
-        .send()
-        .await
-        .unwrap();
+    let verified = app.verify_code(browser, csrf, code).await;
     assert_eq!(location(&verified), "/login/complete");
 }
 
@@ -533,12 +520,7 @@ async fn a_gateway_error_asks_the_person_to_try_again_and_blocks_nothing() {
         "an undelivered code holds nothing up"
     );
     // Trying again goes to the gateway again at once (no resend cooldown for a failed send).
-    let again = browser
-        .post(app.url("/bind/code"))
-        .form(&[("csrf", csrf.as_str()), ("phone", "13800138005")])
-        .send()
-        .await
-        .unwrap();
+    let again = app.send_code(&browser, &csrf, "13800138005").await;
     assert_eq!(again.status(), 503);
     assert_eq!(gateway.requests().len(), 2);
 }
