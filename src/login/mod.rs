@@ -384,7 +384,9 @@ impl Watch {
 
     /// Sends what changed, or waits for a change.
     async fn step(&mut self) -> AppResult<()> {
-        let Some(scene) = scene::current(&self.state.db, &self.owner).await? else {
+        // The database and WeChat calls are boxed: an idle stream's future is sized for its
+        // largest await, and 10,000 waiting browsers would each carry room for an HTTP request.
+        let Some(scene) = Box::pin(scene::current(&self.state.db, &self.owner)).await? else {
             self.done = true;
             return Ok(());
         };
@@ -400,7 +402,14 @@ impl Watch {
                 Status::NeedsBind => self.push_end("redirect", "/bind".into()),
                 Status::Expired if self.refreshes < MAX_AUTO_REFRESH => {
                     self.refreshes += 1;
-                    match scene::create(&self.state, &self.owner, self.lang, &self.client).await {
+                    match Box::pin(scene::create(
+                        &self.state,
+                        &self.owner,
+                        self.lang,
+                        &self.client,
+                    ))
+                    .await
+                    {
                         // The next step sees the fresh scene and sends its status.
                         Ok(fresh) => self.push("qr", qr_block_html(&self.state, &fresh, self.lang)),
                         // Capped or WeChat unavailable: offer the button instead of retrying.
