@@ -37,9 +37,12 @@ pub async fn prune(db: &SqlitePool, at: i64) -> sqlx::Result<u64> {
     Ok(deleted)
 }
 
-/// Prunes every 10 minutes, forever (spawned by the server).
+/// Prunes every 10 minutes, forever (spawned by the server). The first round comes 10 minutes
+/// after start, not at start: a start-up has better things to do, and a restart loop must not
+/// turn into a pruning loop.
 pub async fn run(db: SqlitePool) {
-    let mut every = tokio::time::interval(Duration::from_secs(600));
+    let period = Duration::from_secs(600);
+    let mut every = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     loop {
         every.tick().await;
         match prune(&db, now()).await {
