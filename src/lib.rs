@@ -15,6 +15,7 @@ pub mod maintenance;
 pub mod metrics;
 pub mod sandbox;
 pub mod session;
+pub mod sse;
 pub mod state;
 pub mod ui;
 pub mod users;

@@ -7,15 +7,12 @@
 //! loses nothing, and a stream also wakes on its own every few seconds to catch rows written by
 //! another process on the same database.
 
-use std::{collections::VecDeque, convert::Infallible, time::Duration};
+use std::time::Duration;
 
 use axum::{
     extract::{RawQuery, State},
     http::HeaderMap,
-    response::{
-        IntoResponse, Response,
-        sse::{Event, KeepAlive, Sse},
-    },
+    response::{Response, sse::Event},
 };
 use serde::Deserialize;
 use tokio::sync::broadcast;
@@ -24,6 +21,7 @@ use crate::{
     admin::{dashboard, guard::AdminUser, parse_query},
     error::AppResult,
     login::hub,
+    sse::{self, Outbox},
     state::AppState,
     ui::{self, Lang},
 };
@@ -106,15 +104,9 @@ pub async fn events(
         lang,
         last_id,
         feed,
-        queue: VecDeque::new(),
-        done: false,
+        outbox: Outbox::default(),
     };
-    let stream = futures::stream::unfold(stream, |mut s| async move {
-        s.next_event().await.map(|e| (Ok::<_, Infallible>(e), s))
-    });
-    Ok(Sse::new(stream)
-        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
-        .into_response())
+    Ok(sse::respond(stream))
 }
 
 /// Why a waiting stream woke up.
@@ -133,24 +125,14 @@ struct LiveLogins {
     last_id: i64,
     feed: broadcast::Receiver<()>,
     shutdown: hub::Subscription,
-    queue: VecDeque<Event>,
-    done: bool,
+    outbox: Outbox,
 }
 
-impl LiveLogins {
-    async fn next_event(&mut self) -> Option<Event> {
-        loop {
-            if let Some(event) = self.queue.pop_front() {
-                return Some(event);
-            }
-            if self.done {
-                return None;
-            }
-            if let Err(e) = self.step().await {
-                tracing::warn!(error = ?e, "admin event stream ends on an error");
-                return None;
-            }
-        }
+impl sse::Source for LiveLogins {
+    const NAME: &'static str = "admin";
+
+    fn outbox(&mut self) -> &mut Outbox {
+        &mut self.outbox
     }
 
     /// Queues the rows not sent yet, or waits for news.
@@ -164,7 +146,7 @@ impl LiveLogins {
         .fetch_optional(&self.state.db)
         .await?;
         if still_admin != Some(true) {
-            self.done = true;
+            self.outbox.end();
             return Ok(());
         }
         let rows = dashboard::logins_after(&self.state.db, self.last_id, BATCH).await?;
@@ -172,7 +154,7 @@ impl LiveLogins {
             for row in rows {
                 self.last_id = row.id;
                 let html = ui::fragment(dashboard::login_item(&row, self.lang));
-                self.queue.push_back(
+                self.outbox.push_event(
                     Event::default()
                         .event("login")
                         .id(row.id.to_string())
@@ -195,15 +177,7 @@ impl LiveLogins {
         match woke {
             Wake::Read => {}
             Wake::Poll => tokio::time::sleep(POLL).await,
-            Wake::Shutdown => {
-                // Ending the stream makes EventSource reconnect, to whichever server is next.
-                self.queue.push_back(
-                    Event::default()
-                        .retry(Duration::from_millis(500))
-                        .comment("restart"),
-                );
-                self.done = true;
-            }
+            Wake::Shutdown => self.outbox.restart(),
         }
         Ok(())
     }

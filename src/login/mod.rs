@@ -5,16 +5,13 @@ pub mod callback;
 pub mod hub;
 pub mod scene;
 
-use std::{collections::VecDeque, convert::Infallible, time::Duration};
+use std::time::Duration;
 
 use axum::{
     Form, Router,
     extract::{DefaultBodyLimit, Query, State},
     http::StatusCode,
-    response::{
-        IntoResponse, Redirect, Response,
-        sse::{Event, KeepAlive, Sse},
-    },
+    response::{IntoResponse, Redirect, Response},
     routing::{get, post},
 };
 use leptos::prelude::*;
@@ -26,6 +23,7 @@ use crate::{
     db::now,
     error::{AppError, AppResult},
     session::{SafePath, WebSession},
+    sse::{self, Outbox},
     state::AppState,
     ui::{self, Lang, PageOptions},
     users::CurrentUser,
@@ -328,15 +326,9 @@ async fn events(
         client,
         last: None,
         refreshes: 0,
-        queue: VecDeque::new(),
-        done: false,
+        outbox: Outbox::default(),
     };
-    let stream = futures::stream::unfold(watch, |mut w| async move {
-        w.next_event().await.map(|e| (Ok::<_, Infallible>(e), w))
-    });
-    Ok(Sse::new(stream)
-        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
-        .into_response())
+    Ok(sse::respond(watch))
 }
 
 /// One browser's event stream.
@@ -349,8 +341,7 @@ struct Watch {
     /// The scene and status last sent.
     last: Option<(String, Status)>,
     refreshes: u32,
-    queue: VecDeque<Event>,
-    done: bool,
+    outbox: Outbox,
 }
 
 impl Drop for Watch {
@@ -362,24 +353,11 @@ impl Drop for Watch {
     }
 }
 
-impl Watch {
-    async fn next_event(&mut self) -> Option<Event> {
-        loop {
-            if let Some(event) = self.queue.pop_front() {
-                return Some(event);
-            }
-            if self.done {
-                return None;
-            }
-            match self.step().await {
-                Ok(()) => {}
-                Err(e) => {
-                    tracing::warn!(error = ?e, "login event stream ends on an error");
-                    // The browser reconnects and tries again.
-                    return None;
-                }
-            }
-        }
+impl sse::Source for Watch {
+    const NAME: &'static str = "login";
+
+    fn outbox(&mut self) -> &mut Outbox {
+        &mut self.outbox
     }
 
     /// Sends what changed, or waits for a change.
@@ -387,7 +365,7 @@ impl Watch {
         // The database and WeChat calls are boxed: an idle stream's future is sized for its
         // largest await, and 10,000 waiting browsers would each carry room for an HTTP request.
         let Some(scene) = Box::pin(scene::current(&self.state.db, &self.owner)).await? else {
-            self.done = true;
+            self.outbox.end();
             return Ok(());
         };
         let status = scene.status(now());
@@ -434,22 +412,21 @@ impl Watch {
             changed = sub.changes.changed() => { let _ = changed; }
             _ = tokio::time::sleep(wait) => {}
             _ = sub.shutdown.wait_for(|down| *down) => {
-                // Ending the stream makes EventSource reconnect, to whichever server is next.
-                self.queue.push_back(Event::default().retry(Duration::from_millis(500)).comment("restart"));
-                self.done = true;
+                self.outbox.restart();
             }
         }
         Ok(())
     }
+}
 
+impl Watch {
     fn push(&mut self, event: &str, data: String) {
-        self.queue
-            .push_back(Event::default().event(event).data(data));
+        self.outbox.push(event, data);
     }
 
     fn push_end(&mut self, event: &str, data: String) {
-        self.push(event, data);
-        self.done = true;
+        self.outbox.push(event, data);
+        self.outbox.end();
     }
 }
 
