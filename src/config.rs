@@ -582,11 +582,11 @@ mod tests {
     fn environment_overrides_the_file() {
         let s = load(&[
             ("LEPTOS_SITE_ADDR", "0.0.0.0:8080"),
-            ("WXLOGIN_DATABASE_URL", "sqlite::memory:"),
+            ("WXLOGIN_DATABASE_URL", "sqlite://elsewhere.db"),
         ])
         .unwrap();
         assert_eq!(s.site_addr.port(), 8080);
-        assert_eq!(s.database_url, "sqlite::memory:");
+        assert_eq!(s.database_url, "sqlite://elsewhere.db");
     }
 
     #[test]

@@ -1,4 +1,9 @@
 //! The SQLite database: opened in WAL mode with a busy timeout, created and migrated at start.
+//! Requests use the sqlx pool; WeChat callbacks write through [`Writer`].
+
+pub mod writer;
+
+pub use writer::{WriteError, Writer};
 
 use std::{str::FromStr, time::Duration};
 
@@ -52,23 +57,37 @@ pub async fn connect(url: &str) -> anyhow::Result<SqlitePool> {
 /// Waits for another connection's write lock. SQLite's own handler (`busy_timeout`) sleeps
 /// 1, 2, 5, 10, 15, 20, 25, 25, 25, 50, 50, 100 ms between tries, so under concurrent writes
 /// (callbacks, new login pages, session saves) waiters overslept a lock held for ~0.1 ms:
-/// wxlogin-bench measured callbacks at p99 84 ms and the server mostly asleep. Short naps
-/// instead: 100 µs for the first 10 ms, then 1 ms, giving up after about 5 s as before.
+/// wxlogin-bench measured callbacks at p99 84 ms and the server mostly asleep.
 extern "C" fn busy_handler(_: *mut std::ffi::c_void, tries: std::ffi::c_int) -> std::ffi::c_int {
-    const SHORT: std::ffi::c_int = 100;
+    keep_waiting(tries).into()
+}
+
+/// The busy policy of every connection: short naps, 100 µs for the first 10 ms, then 1 ms,
+/// giving up after about 5 s as `busy_timeout` would.
+fn keep_waiting(tries: i32) -> bool {
+    const SHORT: i32 = 100;
     if tries >= SHORT + 5_000 {
-        return 0;
+        return false;
     }
     let nap = if tries < SHORT { 100 } else { 1_000 };
     std::thread::sleep(Duration::from_micros(nap));
-    1
+    true
 }
 
-/// Taken by the callback's write transaction before it begins: SQLite lets one writer in at a
-/// time, and concurrent callbacks queued here in order instead of napping in
-/// [`busy_handler`] (wxlogin-bench, callbacks: fewer context switches, tighter p99). Only ever
-/// held across database work, never across another lock or a network call.
-pub static CALLBACK_WRITES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+/// The database file a `sqlite:` URL names. The callback writer opens it a second time, so an
+/// in-memory database (which would be a different one per connection) is refused.
+pub fn file_of(url: &str) -> anyhow::Result<std::path::PathBuf> {
+    let options = SqliteConnectOptions::from_str(url)?;
+    let path = options.get_filename();
+    // sqlx names an in-memory database `file:sqlx-in-memory-N`.
+    let in_memory = url.contains(":memory:")
+        || url.contains("mode=memory")
+        || path.to_string_lossy().starts_with("file:");
+    if in_memory {
+        anyhow::bail!("wxlogin needs a database file, not an in-memory database");
+    }
+    Ok(path.to_path_buf())
+}
 
 /// A 32-byte key this installation keeps in its database, made on first use.
 pub async fn app_key(pool: &SqlitePool, name: &str) -> sqlx::Result<[u8; 32]> {
@@ -156,4 +175,19 @@ pub async fn backup(db: &SqlitePool, path: &std::path::Path) -> anyhow::Result<u
         .execute(db)
         .await?;
     Ok(std::fs::metadata(path)?.len())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn an_in_memory_database_is_refused_with_a_reason() {
+        for url in ["sqlite::memory:", "sqlite://x.db?mode=memory"] {
+            let e = super::file_of(url).unwrap_err().to_string();
+            assert!(e.contains("database file"), "{url}: {e}");
+        }
+        assert_eq!(
+            super::file_of("sqlite://data/wxlogin.db?mode=rwc").unwrap(),
+            std::path::Path::new("data/wxlogin.db")
+        );
+    }
 }

@@ -43,6 +43,12 @@ impl From<sqlx::Error> for AppError {
     }
 }
 
+impl From<crate::db::WriteError> for AppError {
+    fn from(e: crate::db::WriteError) -> Self {
+        AppError::Internal(e.into())
+    }
+}
+
 impl From<tower_sessions::session::Error> for AppError {
     fn from(e: tower_sessions::session::Error) -> Self {
         AppError::Internal(e.into())

@@ -85,9 +85,11 @@ impl Application {
             .clone()
             .unwrap_or_else(|| self_url.clone());
 
+        let db_file = db::file_of(&settings.database_url).context("WXLOGIN_DATABASE_URL")?;
         let db = db::connect(&settings.database_url)
             .await
             .context("cannot open the database (WXLOGIN_DATABASE_URL)")?;
+        let writer = db::Writer::open(&db_file).context("cannot open the database for writing")?;
         let code_key = db::app_key(&db, "sms_code_hmac").await?;
         let sessions = SqliteStore::new(db.clone());
         sessions.migrate().await?;
@@ -117,6 +119,7 @@ impl Application {
             settings: Arc::new(settings),
             public_url,
             db,
+            writer,
             wechat: Arc::new(wechat),
             hub: Hub::default(),
             login_feed: admin::live::LoginFeed::default(),

@@ -20,6 +20,8 @@ pub struct AppState {
     pub public_url: Url,
     /// SQLite.
     pub db: SqlitePool,
+    /// The WeChat callback's own connection and thread (group commit).
+    pub writer: crate::db::Writer,
     /// WeChat API client (the sandbox's in sandbox mode).
     pub wechat: Arc<WechatClient>,
     /// Pushes scene changes to waiting browsers.

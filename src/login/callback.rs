@@ -12,19 +12,18 @@ use axum::{
     http::{StatusCode, header},
     response::{IntoResponse, Response},
 };
+use rusqlite::{Connection, OptionalExtension, params};
 use serde::Deserialize;
-use sqlx::SqliteConnection;
 
 use crate::{
     client_info::describe_user_agent,
     config::expose,
-    db::{now, random_hex},
+    db::{WriteError, now, random_hex},
     error::{AppError, AppResult},
     login::scene::{self, Outcome, SceneState, Status},
     metrics::Metrics,
     state::AppState,
     ui::{Lang, fill},
-    users,
     wechat::{
         crypto,
         message::{self, Incoming, Kind},
@@ -185,112 +184,197 @@ fn delivery_event(kind: &Kind) -> String {
 }
 
 /// Applies a verified delivery once and returns the text to show the person in WeChat.
+///
+/// The work happens in the callback writer's transaction ([`crate::db::Writer`]); the browser is
+/// woken only after it has committed.
 pub async fn handle(
     state: &AppState,
     request: &Verified,
     incoming: &Incoming,
 ) -> AppResult<Option<String>> {
-    let event = delivery_event(&incoming.kind);
-    let _one_writer = crate::db::CALLBACK_WRITES.lock().await;
-    let mut tx = state.db.begin().await?;
-    // An exact replay of a signed request gets the first answer, whatever its body says.
-    let new_request = sqlx::query(
-        "INSERT INTO callback_requests (signature, timestamp, nonce, reply, received_at) \
-         VALUES (?, ?, ?, NULL, ?) ON CONFLICT DO NOTHING",
-    )
-    .bind(&request.signature)
-    .bind(&request.timestamp)
-    .bind(&request.nonce)
-    .bind(now())
-    .execute(&mut *tx)
-    .await?
-    .rows_affected()
+    let key = [
+        request.signature.clone(),
+        request.timestamp.clone(),
+        request.nonce.clone(),
+    ];
+    let delivery = incoming.clone();
+    let recorded = state
+        .writer
+        .run(move |conn| record(conn, &key, &delivery))
+        .await?;
+    let event = incoming.kind.name();
+    let reply = match recorded {
+        Recorded::ReplayedRequest(reply) => {
+            tracing::info!("replayed request answered from record");
+            reply
+        }
+        Recorded::RepeatedDelivery(reply) => {
+            tracing::info!(event, "repeated delivery answered from record");
+            reply
+        }
+        Recorded::Handled { reply, scan } => {
+            if let Some(scan) = scan {
+                let metrics = &state.metrics;
+                Metrics::inc(if scan.first_follow {
+                    &metrics.scans_subscribe
+                } else {
+                    &metrics.scans_scan
+                });
+                if let Some(Resolved {
+                    state: new_state,
+                    owner,
+                }) = scan.resolved
+                {
+                    Metrics::inc(match new_state {
+                        SceneState::Rejected => &metrics.logins_disabled,
+                        SceneState::NeedsBind => &metrics.logins_needs_bind,
+                        _ => &metrics.logins_ok,
+                    });
+                    state.hub.notify(&owner);
+                    // A browser is woken exactly when a login event was recorded: tell the
+                    // dashboards.
+                    state.login_feed.publish();
+                }
+            }
+            tracing::info!(event, "callback handled");
+            reply
+        }
+    };
+    Ok(reply)
+}
+
+/// What recording a delivery came to.
+enum Recorded {
+    /// This exact signed request was seen before: its first answer, whatever the body says.
+    ReplayedRequest(Option<String>),
+    /// WeChat retried a delivery already handled: the same answer, no second effect.
+    RepeatedDelivery(Option<String>),
+    /// Handled now.
+    Handled {
+        reply: Option<String>,
+        scan: Option<ScanDone>,
+    },
+}
+
+/// A login QR code scan handled now.
+struct ScanDone {
+    /// A `subscribe` (first follow) rather than a `SCAN` by a follower.
+    first_follow: bool,
+    /// Unless the scene was unknown or no longer waiting: what it became.
+    resolved: Option<Resolved>,
+}
+
+/// A scene a scan moved on.
+struct Resolved {
+    /// Its new state.
+    state: SceneState,
+    /// The browser to wake.
+    owner: String,
+}
+
+/// Records a delivery and applies its effect, in the writer's transaction. `request` is the
+/// signed query's (signature, timestamp, nonce).
+fn record(
+    conn: &Connection,
+    request: &[String; 3],
+    incoming: &Incoming,
+) -> Result<Recorded, WriteError> {
+    let t_now = now();
+    let new_request = conn
+        .prepare_cached(
+            "INSERT INTO callback_requests (signature, timestamp, nonce, reply, received_at) \
+             VALUES (?, ?, ?, NULL, ?) ON CONFLICT DO NOTHING",
+        )?
+        .execute(params![request[0], request[1], request[2], t_now])?
         == 1;
     if !new_request {
-        let reply: Option<String> = sqlx::query_scalar(
-            "SELECT reply FROM callback_requests WHERE signature = ? AND timestamp = ? AND nonce = ?",
-        )
-        .bind(&request.signature)
-        .bind(&request.timestamp)
-        .bind(&request.nonce)
-        .fetch_one(&mut *tx)
-        .await?;
-        tracing::info!("replayed request answered from record");
-        return Ok(reply);
+        let reply = conn
+            .prepare_cached(
+                "SELECT reply FROM callback_requests \
+                 WHERE signature = ? AND timestamp = ? AND nonce = ?",
+            )?
+            .query_row(params![request[0], request[1], request[2]], |row| {
+                row.get(0)
+            })?;
+        return Ok(Recorded::ReplayedRequest(reply));
     }
-    // Writing first takes SQLite's write lock, so a concurrent retry of the same delivery waits
-    // here until we commit, then finds our row.
-    let fresh = sqlx::query(
-        "INSERT INTO callback_deliveries (from_user, create_time, event, reply, received_at) \
-         VALUES (?, ?, ?, NULL, ?) ON CONFLICT DO NOTHING",
-    )
-    .bind(&incoming.from_user)
-    .bind(incoming.create_time)
-    .bind(&event)
-    .bind(now())
-    .execute(&mut *tx)
-    .await?
-    .rows_affected()
+    let event = delivery_event(&incoming.kind);
+    let (from_user, create_time) = (&incoming.from_user, incoming.create_time);
+    let fresh = conn
+        .prepare_cached(
+            "INSERT INTO callback_deliveries (from_user, create_time, event, reply, received_at) \
+             VALUES (?, ?, ?, NULL, ?) ON CONFLICT DO NOTHING",
+        )?
+        .execute(params![from_user, create_time, event, t_now])?
         == 1;
-    if !fresh {
-        let reply: Option<String> = sqlx::query_scalar(
-            "SELECT reply FROM callback_deliveries WHERE from_user = ? AND create_time = ? AND event = ?",
-        )
-        .bind(&incoming.from_user)
-        .bind(incoming.create_time)
-        .bind(&event)
-        .fetch_one(&mut *tx)
-        .await?;
-        tracing::info!(
-            event = incoming.kind.name(),
-            "repeated delivery answered from record"
-        );
-        remember_reply(&mut tx, request, reply.as_deref()).await?;
-        tx.commit().await?;
-        return Ok(reply);
-    }
+    let recorded = if fresh {
+        let (reply, scan) = apply(conn, incoming, t_now)?;
+        conn.prepare_cached(
+            "UPDATE callback_deliveries SET reply = ? \
+             WHERE from_user = ? AND create_time = ? AND event = ?",
+        )?
+        .execute(params![
+            reply.as_deref().unwrap_or(""),
+            from_user,
+            create_time,
+            event
+        ])?;
+        Recorded::Handled { reply, scan }
+    } else {
+        let reply: Option<String> = conn
+            .prepare_cached(
+                "SELECT reply FROM callback_deliveries \
+                 WHERE from_user = ? AND create_time = ? AND event = ?",
+            )?
+            .query_row(params![from_user, create_time, event], |row| row.get(0))?;
+        Recorded::RepeatedDelivery(reply)
+    };
+    let (Recorded::Handled { reply, .. } | Recorded::RepeatedDelivery(reply)) = &recorded else {
+        unreachable!("a replayed request returned above");
+    };
+    conn.prepare_cached(
+        "UPDATE callback_requests SET reply = ? WHERE signature = ? AND timestamp = ? AND nonce = ?",
+    )?
+    .execute(params![
+        reply.as_deref().unwrap_or(""),
+        request[0],
+        request[1],
+        request[2]
+    ])?;
+    Ok(recorded)
+}
 
+/// The effect of a delivery seen for the first time: its reply, and the scan it was.
+fn apply(
+    conn: &Connection,
+    incoming: &Incoming,
+    t_now: i64,
+) -> rusqlite::Result<(Option<String>, Option<ScanDone>)> {
     let openid = incoming.from_user.as_str();
-    let (reply, woken) = match &incoming.kind {
+    Ok(match &incoming.kind {
         Kind::Subscribe { scene: Some(scene) } | Kind::Scan { scene } => {
-            set_following(&mut tx, openid, true).await?;
+            set_following(conn, openid, true, t_now)?;
+            let (reply, resolved) = scan(conn, scene, openid, t_now)?;
             let first_follow = matches!(incoming.kind, Kind::Subscribe { .. });
-            Metrics::inc(if first_follow {
-                &state.metrics.scans_subscribe
-            } else {
-                &state.metrics.scans_scan
-            });
-            scan(&mut tx, scene, openid, &state.metrics).await?
+            (
+                reply,
+                Some(ScanDone {
+                    first_follow,
+                    resolved,
+                }),
+            )
         }
         Kind::Subscribe { scene: None } => {
-            set_following(&mut tx, openid, true).await?;
+            set_following(conn, openid, true, t_now)?;
             (Some(Lang::Zh.text().reply_welcome.to_owned()), None)
         }
         Kind::Unsubscribe => {
-            set_following(&mut tx, openid, false).await?;
+            set_following(conn, openid, false, t_now)?;
             (None, None)
         }
         Kind::Text { .. } => (Some(Lang::Zh.text().reply_help.to_owned()), None),
         Kind::Other { .. } => (None, None),
-    };
-    sqlx::query(
-        "UPDATE callback_deliveries SET reply = ? WHERE from_user = ? AND create_time = ? AND event = ?",
-    )
-    .bind(reply.as_deref().unwrap_or(""))
-    .bind(&incoming.from_user)
-    .bind(incoming.create_time)
-    .bind(&event)
-    .execute(&mut *tx)
-    .await?;
-    remember_reply(&mut tx, request, reply.as_deref()).await?;
-    tx.commit().await?;
-    if let Some(owner) = woken {
-        state.hub.notify(&owner);
-        // A browser is woken exactly when a login event was recorded: tell the dashboards.
-        state.login_feed.publish();
-    }
-    tracing::info!(event = incoming.kind.name(), "callback handled");
-    Ok(reply)
+    })
 }
 
 /// `HH:MM` in China Standard Time (UTC+8, no daylight saving), the clock WeChat users read.
@@ -299,53 +383,26 @@ fn beijing_time(unix: i64) -> String {
     format!("{:02}:{:02}", minutes / 60, minutes % 60)
 }
 
-async fn remember_reply(
-    conn: &mut SqliteConnection,
-    request: &Verified,
-    reply: Option<&str>,
-) -> sqlx::Result<()> {
-    sqlx::query(
-        "UPDATE callback_requests SET reply = ? WHERE signature = ? AND timestamp = ? AND nonce = ?",
-    )
-    .bind(reply.unwrap_or(""))
-    .bind(&request.signature)
-    .bind(&request.timestamp)
-    .bind(&request.nonce)
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
-async fn set_following(
-    conn: &mut SqliteConnection,
-    openid: &str,
-    following: bool,
-) -> sqlx::Result<()> {
-    sqlx::query(
+fn set_following(conn: &Connection, openid: &str, following: bool, t: i64) -> rusqlite::Result<()> {
+    conn.prepare_cached(
         "INSERT INTO followers (openid, following, updated_at) VALUES (?1, ?2, ?3) \
          ON CONFLICT (openid) DO UPDATE SET following = ?2, updated_at = ?3",
-    )
-    .bind(openid)
-    .bind(following)
-    .bind(now())
-    .execute(conn)
-    .await?;
+    )?
+    .execute(params![openid, following, t])?;
     Ok(())
 }
 
-/// A scan of a login QR code. Returns the reply and the browser to wake.
-async fn scan(
-    conn: &mut SqliteConnection,
+/// A scan of a login QR code at time `t_now`. Returns the reply, and what became of the scene.
+fn scan(
+    conn: &Connection,
     scene_str: &str,
     openid: &str,
-    metrics: &Metrics,
-) -> AppResult<(Option<String>, Option<String>)> {
-    let Some(scene) = scene::by_scene(conn, scene_str).await? else {
-        tracing::info!("scan of an unknown scene");
+    t_now: i64,
+) -> rusqlite::Result<(Option<String>, Option<Resolved>)> {
+    let Some(scene) = scene::by_scene(conn, scene_str)? else {
         return Ok((Some(Lang::Zh.text().reply_expired.to_owned()), None));
     };
     let t = scene.lang().text();
-    let t_now = now();
     let status = scene.status(t_now);
     if status != Status::Waiting {
         // The same person scanning the same code again (or their phone retrying with a new
@@ -361,19 +418,22 @@ async fn scan(
         return Ok((Some(text.to_owned()), None));
     }
 
-    let user = users::by_openid(conn, openid).await?;
-    let (new_state, outcome, text, user_id) = match &user {
-        Some(u) if u.disabled => (
+    let user: Option<(i64, bool)> = conn
+        .prepare_cached("SELECT id, disabled FROM users WHERE openid = ?")?
+        .query_row([openid], |row| Ok((row.get(0)?, row.get(1)?)))
+        .optional()?;
+    let (new_state, outcome, text, user_id) = match user {
+        Some((id, true)) => (
             SceneState::Rejected,
             Outcome::Disabled,
             t.reply_disabled,
-            Some(u.id),
+            Some(id),
         ),
-        Some(u) => (
+        Some((id, false)) => (
             SceneState::Authorized,
             Outcome::LoggedIn,
             t.reply_logged_in,
-            Some(u.id),
+            Some(id),
         ),
         None => (
             SceneState::NeedsBind,
@@ -382,13 +442,23 @@ async fn scan(
             None,
         ),
     };
-    scene::resolve(conn, &scene.scene, new_state, openid, user_id).await?;
-    Metrics::inc(match new_state {
-        SceneState::Rejected => &metrics.logins_disabled,
-        SceneState::NeedsBind => &metrics.logins_needs_bind,
-        _ => &metrics.logins_ok,
-    });
-    scene::record_event(conn, &scene, user_id, openid, outcome, t_now).await?;
+    conn.prepare_cached(scene::RESOLVE_SQL)?.execute(params![
+        new_state.as_str(),
+        openid,
+        user_id,
+        t_now,
+        scene::least_expiry(new_state, t_now),
+        scene.scene
+    ])?;
+    conn.prepare_cached(scene::RECORD_EVENT_SQL)?
+        .execute(params![
+            user_id,
+            openid,
+            outcome.as_str(),
+            scene.client_ip,
+            scene.user_agent,
+            t_now
+        ])?;
     // Say where the login is happening, so someone tricked into scanning a stranger's code
     // notices.
     let place = fill(
@@ -404,5 +474,9 @@ async fn scan(
     } else {
         format!("{text}\n{place}")
     };
-    Ok((Some(reply), Some(scene.owner)))
+    let resolved = Resolved {
+        state: new_state,
+        owner: scene.owner,
+    };
+    Ok((Some(reply), Some(resolved)))
 }

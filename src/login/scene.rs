@@ -32,6 +32,32 @@ pub enum SceneState {
     Consumed,
 }
 
+impl SceneState {
+    /// As stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SceneState::Pending => "pending",
+            SceneState::Authorized => "authorized",
+            SceneState::NeedsBind => "needs_bind",
+            SceneState::Rejected => "rejected",
+            SceneState::Consumed => "consumed",
+        }
+    }
+}
+
+impl rusqlite::types::FromSql for SceneState {
+    fn column_result(value: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
+        Ok(match value.as_str()? {
+            "pending" => SceneState::Pending,
+            "authorized" => SceneState::Authorized,
+            "needs_bind" => SceneState::NeedsBind,
+            "rejected" => SceneState::Rejected,
+            "consumed" => SceneState::Consumed,
+            _ => return Err(rusqlite::types::FromSqlError::InvalidType),
+        })
+    }
+}
+
 /// One login QR code.
 #[derive(Debug, Clone, FromRow)]
 pub struct Scene {
@@ -125,14 +151,30 @@ pub async fn current(db: &SqlitePool, owner: &str) -> sqlx::Result<Option<Scene>
     .await
 }
 
-/// A scene by its scene string, inside a transaction.
-pub async fn by_scene(conn: &mut SqliteConnection, scene: &str) -> sqlx::Result<Option<Scene>> {
-    sqlx::query_as(&format!(
+/// A scene by its scene string, in the callback writer's transaction.
+pub fn by_scene(conn: &rusqlite::Connection, scene: &str) -> rusqlite::Result<Option<Scene>> {
+    use rusqlite::OptionalExtension;
+    conn.prepare_cached(&format!(
         "SELECT {COLUMNS} FROM login_scenes WHERE scene = ?"
-    ))
-    .bind(scene)
-    .fetch_optional(conn)
-    .await
+    ))?
+    .query_row([scene], |row| {
+        Ok(Scene {
+            scene: row.get(0)?,
+            owner: row.get(1)?,
+            ticket: row.get(2)?,
+            qr_url: row.get(3)?,
+            state: row.get(4)?,
+            openid: row.get(5)?,
+            user_id: row.get(6)?,
+            lang: row.get(7)?,
+            client_ip: row.get(8)?,
+            user_agent: row.get(9)?,
+            created_at: row.get(10)?,
+            expires_at: row.get(11)?,
+            updated_at: row.get(12)?,
+        })
+    })
+    .optional()
 }
 
 /// The browser's `current` scene if it is waiting with enough life left, else a new one (a new
@@ -230,9 +272,23 @@ pub async fn create(
     Ok(row)
 }
 
-/// Moves a scene to a new state after a scan (or a binding), in the caller's transaction. A
-/// scene that now needs binding lives at least [`BIND_WINDOW_SECONDS`] more, so a scan in the
-/// QR code's last seconds still leaves time to type a phone number and an SMS code.
+/// Moves a scene to a new state after a scan (or a binding). A scene that now needs binding
+/// lives at least [`BIND_WINDOW_SECONDS`] more, so a scan in the QR code's last seconds still
+/// leaves time to type a phone number and an SMS code. Parameters: state, openid, user id,
+/// now, least expiry ([`least_expiry`]), scene.
+pub const RESOLVE_SQL: &str = "UPDATE login_scenes SET state = ?, openid = ?, user_id = ?, \
+    updated_at = ?, expires_at = MAX(expires_at, ?) WHERE scene = ?";
+
+/// The earliest a scene moved to `new_state` at time `t` may now expire (see [`RESOLVE_SQL`]).
+pub fn least_expiry(new_state: SceneState, t: i64) -> i64 {
+    if new_state == SceneState::NeedsBind {
+        t + BIND_WINDOW_SECONDS
+    } else {
+        0
+    }
+}
+
+/// [`RESOLVE_SQL`] in the caller's sqlx transaction (a binding).
 pub async fn resolve(
     conn: &mut SqliteConnection,
     scene: &str,
@@ -241,23 +297,15 @@ pub async fn resolve(
     user_id: Option<i64>,
 ) -> sqlx::Result<()> {
     let t = now();
-    let min_expiry = if new_state == SceneState::NeedsBind {
-        t + BIND_WINDOW_SECONDS
-    } else {
-        0
-    };
-    sqlx::query(
-        "UPDATE login_scenes SET state = ?, openid = ?, user_id = ?, updated_at = ?, \
-         expires_at = MAX(expires_at, ?) WHERE scene = ?",
-    )
-    .bind(new_state)
-    .bind(openid)
-    .bind(user_id)
-    .bind(t)
-    .bind(min_expiry)
-    .bind(scene)
-    .execute(conn)
-    .await?;
+    sqlx::query(RESOLVE_SQL)
+        .bind(new_state)
+        .bind(openid)
+        .bind(user_id)
+        .bind(t)
+        .bind(least_expiry(new_state, t))
+        .bind(scene)
+        .execute(conn)
+        .await?;
     Ok(())
 }
 
@@ -273,7 +321,8 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    fn as_str(self) -> &'static str {
+    /// As stored.
+    pub fn as_str(self) -> &'static str {
         match self {
             Outcome::LoggedIn => "logged_in",
             Outcome::NeedsBind => "needs_bind",
@@ -282,8 +331,12 @@ impl Outcome {
     }
 }
 
-/// Writes a login history row for a scan of `scene`, with its login page's IP and user agent,
-/// in the caller's transaction.
+/// Writes a login history row for a scan, with its login page's IP and user agent. Parameters:
+/// user id, openid, outcome ([`Outcome::as_str`]), client IP, user agent, time.
+pub const RECORD_EVENT_SQL: &str = "INSERT INTO login_events \
+    (user_id, openid, outcome, client_ip, user_agent, at) VALUES (?, ?, ?, ?, ?, ?)";
+
+/// [`RECORD_EVENT_SQL`] for a scan of `scene`, in the caller's sqlx transaction (a binding).
 pub async fn record_event(
     conn: &mut SqliteConnection,
     scene: &Scene,
@@ -292,18 +345,15 @@ pub async fn record_event(
     outcome: Outcome,
     at: i64,
 ) -> sqlx::Result<()> {
-    sqlx::query(
-        "INSERT INTO login_events (user_id, openid, outcome, client_ip, user_agent, at) \
-         VALUES (?, ?, ?, ?, ?, ?)",
-    )
-    .bind(user_id)
-    .bind(openid)
-    .bind(outcome.as_str())
-    .bind(&scene.client_ip)
-    .bind(&scene.user_agent)
-    .bind(at)
-    .execute(conn)
-    .await?;
+    sqlx::query(RECORD_EVENT_SQL)
+        .bind(user_id)
+        .bind(openid)
+        .bind(outcome.as_str())
+        .bind(&scene.client_ip)
+        .bind(&scene.user_agent)
+        .bind(at)
+        .execute(conn)
+        .await?;
     Ok(())
 }
 
