@@ -153,13 +153,18 @@ pub fn qr_svg(url: &str) -> String {
                 while x < width && row[x] == qrcode::Color::Dark {
                     x += 1;
                 }
-                path.push_str(&format!(
-                    "M{} {}h{}v1h-{}z",
-                    start + 4,
-                    y + 4,
-                    x - start,
-                    x - start
-                ));
+                // "M{x} {y}h{run}v1h-{run}z", without `format!`: a code has hundreds of runs,
+                // and formatting them was a third of this function's time.
+                let run = x - start;
+                path.push('M');
+                push_number(&mut path, start + 4);
+                path.push(' ');
+                push_number(&mut path, y + 4);
+                path.push('h');
+                push_number(&mut path, run);
+                path.push_str("v1h-");
+                push_number(&mut path, run);
+                path.push('z');
             } else {
                 x += 1;
             }
@@ -170,11 +175,20 @@ pub fn qr_svg(url: &str) -> String {
     )
 }
 
+/// Appends `n` in decimal.
+fn push_number(out: &mut String, n: usize) {
+    if n >= 10 {
+        push_number(out, n / 10);
+    }
+    out.push(char::from(b'0' + (n % 10) as u8));
+}
+
 /// The modules of `url`'s QR code, row by row: exactly what `QrCode::new` draws (level M, the
 /// same version, the mask with the lowest ISO 18004 penalty, first one on a tie), but the
-/// penalties are computed here. The crate's own scoring allocates a closure per module and took
-/// ~1 ms per code, half the CPU of a `/login` (wxlogin-bench, docs/benchmarks.md); this takes
-/// a few dozen µs.
+/// penalties are computed here, on rows and columns held as bits. The crate's own scoring
+/// allocates a closure per module and took ~1 ms per code, most of the CPU of a `/login`
+/// (wxlogin-bench, docs/benchmarks.md); this takes ~10 µs per mask. Codes wider than 127
+/// modules (URLs of over ~900 bytes, which no login needs) are left to the crate.
 fn qr_modules(url: &str) -> qrcode::QrResult<(usize, Vec<qrcode::Color>)> {
     use qrcode::{
         EcLevel, bits,
@@ -194,6 +208,10 @@ fn qr_modules(url: &str) -> qrcode::QrResult<(usize, Vec<qrcode::Color>)> {
     ];
     let bits = bits::encode_auto(url.as_bytes(), EcLevel::M)?;
     let version = bits.version();
+    if version.width() >= 128 {
+        let code = qrcode::QrCode::with_error_correction_level(url.as_bytes(), EcLevel::M)?;
+        return Ok((code.width(), code.to_colors()));
+    }
     let (data, ecc) = ec::construct_codewords(&bits.into_bytes(), version, EcLevel::M)?;
     let mut canvas = Canvas::new(version, EcLevel::M);
     canvas.draw_all_functional_patterns();
@@ -212,51 +230,69 @@ fn qr_modules(url: &str) -> qrcode::QrResult<(usize, Vec<qrcode::Color>)> {
     Ok((width, best.map(|(_, c)| c).unwrap_or_default()))
 }
 
-/// The mask penalty of a masked QR code, scored as the `qrcode` crate scores it: runs of 5+
-/// same-coloured modules (N1), 2×2 blocks (N2), finder-like 1:1:3:1:1 patterns without 4 light
-/// modules on one side (N3), and the dark/light balance (N4).
+/// The mask penalty of a masked QR code (at most 127 modules wide), scored as the `qrcode`
+/// crate scores it: runs of 5+ same-coloured modules (N1), 2×2 blocks (N2), finder-like
+/// 1:1:3:1:1 patterns without 4 light modules on one side (N3), and the dark/light balance
+/// (N4). Each row and column is one `u128` (bit x = module x, 1 = dark), so most of the work
+/// is shifts and population counts.
 fn qr_penalty(colors: &[qrcode::Color], width: usize) -> u32 {
-    let w = width as isize;
-    let dark = |x: isize, y: isize| colors[(y * w + x) as usize] == qrcode::Color::Dark;
-    let mut score = 0u32;
-    for horizontal in [true, false] {
-        for i in 0..w {
-            let get = |j: isize| if horizontal { dark(j, i) } else { dark(i, j) };
-            let mut run = 1;
-            for j in 1..=w {
-                if j < w && get(j) == get(j - 1) {
-                    run += 1;
-                } else {
-                    if run >= 5 {
-                        score += run - 2;
-                    }
-                    run = 1;
-                }
-            }
-            const FINDER: [bool; 7] = [true, false, true, true, true, false, true];
-            for j in 0..w - 6 {
-                if (0..7).any(|k| get(j + k) != FINDER[k as usize]) {
-                    continue;
-                }
-                let any_dark =
-                    |r: std::ops::Range<isize>| r.filter(|k| (0..w).contains(k)).any(get);
-                if !any_dark(j - 4..j) || !any_dark(j + 7..j + 11) {
-                    score += 40;
-                }
-            }
+    let full = (1u128 << width) - 1;
+    let mut rows = vec![0u128; width];
+    let mut columns = vec![0u128; width];
+    for (i, color) in colors.iter().enumerate() {
+        if *color == qrcode::Color::Dark {
+            let (y, x) = (i / width, i % width);
+            rows[y] |= 1 << x;
+            columns[x] |= 1 << y;
         }
     }
-    for y in 0..w - 1 {
-        for x in 0..w - 1 {
-            let c = dark(x, y);
-            if dark(x + 1, y) == c && dark(x, y + 1) == c && dark(x + 1, y + 1) == c {
-                score += 3;
-            }
-        }
+    let mut score: u32 = rows
+        .iter()
+        .chain(&columns)
+        .map(|&line| line_penalty(line, width))
+        .sum();
+    for pair in rows.windows(2) {
+        let (a, b) = (pair[0], pair[1]);
+        // Bit x: modules x and x+1 of both rows, and of both rows at x, alike.
+        let blocks = !(a ^ (a >> 1)) & !(b ^ (b >> 1)) & !(a ^ b) & (full >> 1);
+        score += 3 * blocks.count_ones();
     }
-    let dark_count = colors.iter().filter(|c| **c == qrcode::Color::Dark).count();
-    let ratio = (dark_count * 200 / colors.len()) as u32;
+    let dark_count: u32 = rows.iter().map(|r| r.count_ones()).sum();
+    let ratio = dark_count * 200 / colors.len() as u32;
     score + ratio.abs_diff(100)
+}
+
+/// N1 and N3 of one row or column of `width` modules (bit x = module x, 1 = dark).
+fn line_penalty(line: u128, width: usize) -> u32 {
+    let full = (1u128 << width) - 1;
+    // Bit x: modules x and x+1 alike. A run of L alike modules is L-1 set bits here, and
+    // L-4 set bits in `five` (bit x: modules x..x+5 alike); it scores L-2.
+    let alike = !(line ^ (line >> 1)) & (full >> 1);
+    let five = alike & (alike >> 1) & (alike >> 2) & (alike >> 3);
+    let run_starts = five & !(five << 1);
+    let mut score = five.count_ones() + 2 * run_starts.count_ones();
+
+    // Bit j: modules j..j+7 are dark, light, dark, dark, dark, light, dark.
+    const FINDER: [bool; 7] = [true, false, true, true, true, false, true];
+    let mut finders = full >> 6;
+    for (k, dark) in FINDER.into_iter().enumerate() {
+        let shifted = line >> k;
+        finders &= if dark { shifted } else { !shifted };
+    }
+    while finders != 0 {
+        let j = finders.trailing_zeros() as usize;
+        finders &= finders - 1;
+        // Up to 4 modules on each side, clipped to the line: scored when either side is
+        // all light.
+        let left_from = j.saturating_sub(4);
+        let left = (line >> left_from) & ((1 << (j - left_from)) - 1);
+        let right_to = (j + 11).min(width);
+        let right = (line >> (j + 7)) & ((1 << (right_to - (j + 7))) - 1);
+        if left == 0 || right == 0 {
+            score += 40;
+        }
+    }
+    score
 }
 
 /// The status line for a scene status.
@@ -482,8 +518,9 @@ mod qr_tests {
 
     #[test]
     fn qr_modules_draw_what_the_qrcode_crate_draws() {
-        // Every version a login URL can need, and many masks chosen.
-        for len in (1..=200).step_by(3) {
+        // Every version a login URL can need, many masks chosen, and codes too wide for the
+        // bit rows (left to the crate).
+        for len in (1..=200).step_by(3).chain([400, 1000, 1500]) {
             let url: String = (0..len)
                 .map(|i| {
                     char::from(b"abcdefghijklmnopqrstuvwxyz0123456789/:._-"[(i * 7 + len) % 41])
