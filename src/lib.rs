@@ -94,6 +94,7 @@ impl Application {
         let sessions = SqliteStore::new(db.clone());
         sessions.migrate().await?;
         tokio::spawn(maintenance::run(db.clone()));
+        tokio::spawn(db::checkpoint_continuously(db.clone()));
         tokio::spawn({
             use tower_sessions::ExpiredDeletion;
             sessions

@@ -56,9 +56,11 @@ impl Writer {
     pub fn open(path: &Path) -> anyhow::Result<Writer> {
         let conn = Connection::open(path)?;
         conn.busy_handler(Some(super::keep_waiting))?;
-        conn.execute_batch(
-            "PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL; PRAGMA mmap_size = 268435456;",
-        )?;
+        conn.execute_batch(&format!(
+            "PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL; PRAGMA mmap_size = 268435456; \
+             PRAGMA wal_autocheckpoint = {};",
+            super::AUTOCHECKPOINT_PAGES
+        ))?;
         conn.set_prepared_statement_cache_capacity(32);
         let (jobs, queue) = mpsc::channel();
         std::thread::Builder::new()
