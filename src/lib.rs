@@ -90,6 +90,7 @@ impl Application {
             .await
             .context("cannot open the database (WXLOGIN_DATABASE_URL)")?;
         let writer = db::Writer::open(&db_file).context("cannot open the database for writing")?;
+        let reports = db::connect_reports(&settings.database_url).await?;
         let code_key = db::app_key(&db, "sms_code_hmac").await?;
         let sessions = SqliteStore::new(db.clone());
         sessions.migrate().await?;
@@ -120,6 +121,7 @@ impl Application {
             settings: Arc::new(settings),
             public_url,
             db,
+            reports,
             writer,
             wechat: Arc::new(wechat),
             hub: Hub::default(),

@@ -20,6 +20,8 @@ pub struct AppState {
     pub public_url: Url,
     /// SQLite.
     pub db: SqlitePool,
+    /// Read-only connections for the admin area's reports (memory-mapped).
+    pub reports: SqlitePool,
     /// The WeChat callback's own connection and thread (group commit).
     pub writer: crate::db::Writer,
     /// WeChat API client (the sandbox's in sandbox mode).

@@ -32,7 +32,7 @@ pub async fn page(
     let first_day = today - (DAYS - 1);
     // The first second of `first_day` in UTC+8.
     let since = first_day * 86_400 - super::UTC_OFFSET_SECONDS;
-    let db = &state.db;
+    let db = &state.reports;
     // Independent reads, each on its own pooled connection: the page waits for the slowest
     // (counting followers, about 25 ms with 100,000 users), not for their sum.
     let (users, disabled, following, bindings, logins, latest) = tokio::try_join!(

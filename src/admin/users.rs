@@ -571,7 +571,7 @@ pub async fn export(
     tracing::info!(admin = admin.id, "users exported as CSV");
     let (sender, receiver) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
     tokio::spawn(async move {
-        if let Err(e) = write_csv(&state.db, &query, &sender).await {
+        if let Err(e) = write_csv(&state.reports, &query, &sender).await {
             tracing::error!(error = %e, "CSV export failed midway");
             // An error ends the body abruptly, so the download is seen to fail rather than
             // look complete.

@@ -57,7 +57,7 @@ impl Writer {
         let conn = Connection::open(path)?;
         conn.busy_handler(Some(super::keep_waiting))?;
         conn.execute_batch(&format!(
-            "PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL; PRAGMA mmap_size = 268435456; \
+            "PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL; \
              PRAGMA wal_autocheckpoint = {};",
             super::AUTOCHECKPOINT_PAGES
         ))?;
