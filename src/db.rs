@@ -1,5 +1,6 @@
 //! The SQLite database: opened in WAL mode with a busy timeout, created and migrated at start.
-//! Requests use the sqlx pool; WeChat callbacks write through [`Writer`].
+//! Requests use the sqlx pool; WeChat callbacks and new login scenes write through [`Writer`];
+//! the admin area's reports read from a memory-mapped read-only pool.
 
 pub mod writer;
 

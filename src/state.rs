@@ -22,7 +22,7 @@ pub struct AppState {
     pub db: SqlitePool,
     /// Read-only connections for the admin area's reports (memory-mapped).
     pub reports: SqlitePool,
-    /// The WeChat callback's own connection and thread (group commit).
+    /// The writer thread for callbacks and new scenes (group commit).
     pub writer: crate::db::Writer,
     /// WeChat API client (the sandbox's in sandbox mode).
     pub wechat: Arc<WechatClient>,

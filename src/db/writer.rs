@@ -1,5 +1,5 @@
-//! One SQLite connection on a thread of its own, for the write path that must keep up with
-//! WeChat: the callback.
+//! One SQLite connection on a thread of its own, for the writes that come with every scan and
+//! every new login page: WeChat callbacks, new login scenes (and the sandbox's QR tickets).
 //!
 //! Through sqlx every statement is a round trip to its connection's worker thread (~60–80 µs on
 //! the 2-core benchmark machine), and a callback's transaction is about ten statements, one
@@ -7,7 +7,8 @@
 //! statements of a job run back to back on one thread, and jobs that arrive while one is being
 //! written join its transaction (group commit). Each job still stands alone: it runs in its own
 //! savepoint, so a job that fails leaves no trace and doesn't take the others with it, and no
-//! job hears "done" before its transaction has committed.
+//! job hears "done" before its transaction has committed. New login pages gained the same way:
+//! their inserts no longer take turns at SQLite's write lock from the pool's connections.
 
 use std::{
     panic::{AssertUnwindSafe, catch_unwind},

@@ -253,22 +253,32 @@ pub async fn create(
         expires_at: created_at + lifetime,
         updated_at: created_at,
     };
-    sqlx::query(
-        "INSERT INTO login_scenes (scene, owner, ticket, qr_url, state, lang, client_ip, user_agent, \
-         created_at, expires_at, updated_at) VALUES (?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(&row.scene)
-    .bind(&row.owner)
-    .bind(&row.ticket)
-    .bind(&row.qr_url)
-    .bind(&row.lang)
-    .bind(&row.client_ip)
-    .bind(&row.user_agent)
-    .bind(row.created_at)
-    .bind(row.expires_at)
-    .bind(row.updated_at)
-    .execute(&state.db)
-    .await?;
+    // Through the writer: under load, inserts from concurrent pages share its transactions
+    // instead of taking turns at SQLite's write lock from pool connections.
+    let stored = row.clone();
+    state
+        .writer
+        .run(move |conn| {
+            conn.prepare_cached(
+                "INSERT INTO login_scenes (scene, owner, ticket, qr_url, state, lang, client_ip, \
+                 user_agent, created_at, expires_at, updated_at) \
+                 VALUES (?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?)",
+            )?
+            .execute(rusqlite::params![
+                stored.scene,
+                stored.owner,
+                stored.ticket,
+                stored.qr_url,
+                stored.lang,
+                stored.client_ip,
+                stored.user_agent,
+                stored.created_at,
+                stored.expires_at,
+                stored.updated_at
+            ])?;
+            Ok::<_, crate::db::WriteError>(())
+        })
+        .await?;
     Ok(row)
 }
 

@@ -234,15 +234,21 @@ pub(super) async fn create_qr(
         .unwrap_or(60)
         .clamp(60, 2_592_000);
     let ticket = format!("gQSB{}", random_hex(24));
-    let stored =
-        sqlx::query("INSERT INTO sandbox_tickets (ticket, scene, expires_at) VALUES (?, ?, ?)")
-            .bind(&ticket)
-            .bind(&scene)
-            .bind(now() + expire)
-            .execute(&state.db)
-            .await;
+    // Through the writer, like the login page's own scene: every new login page makes one.
+    let row = (ticket.clone(), scene, now() + expire);
+    let stored = state
+        .writer
+        .run(move |conn| {
+            conn.prepare_cached(
+                "INSERT INTO sandbox_tickets (ticket, scene, expires_at) VALUES (?, ?, ?)",
+            )?
+            .execute(rusqlite::params![row.0, row.1, row.2])?;
+            Ok::<_, crate::db::WriteError>(())
+        })
+        .await;
     if let Err(e) = stored {
-        return db_fault(e);
+        tracing::error!(error = %e, "sandbox database error");
+        return error(-1, "system error");
     }
     // Real WeChat encodes `http://weixin.qq.com/q/...`; the sandbox's code opens its phone page,
     // so a real phone's camera can "scan" it too.
