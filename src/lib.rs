@@ -95,7 +95,8 @@ impl Application {
         let sessions = SqliteStore::new(db.clone());
         sessions.migrate().await?;
         tokio::spawn(maintenance::run(db.clone()));
-        tokio::spawn(db::checkpoint_continuously(db.clone()));
+        let checkpointer =
+            db::checkpoint_continuously(&db_file).context("cannot start the WAL checkpointer")?;
         tokio::spawn({
             use tower_sessions::ExpiredDeletion;
             sessions
@@ -123,6 +124,7 @@ impl Application {
             db,
             reports,
             writer,
+            checkpointer: Arc::new(checkpointer),
             wechat: Arc::new(wechat),
             hub: Hub::default(),
             login_feed: admin::live::LoginFeed::default(),

@@ -24,6 +24,8 @@ pub struct AppState {
     pub reports: SqlitePool,
     /// The writer thread for callbacks and new scenes (group commit).
     pub writer: crate::db::Writer,
+    /// The WAL checkpoint thread, which ends with the last clone of this state.
+    pub checkpointer: Arc<crate::db::Checkpointer>,
     /// WeChat API client (the sandbox's in sandbox mode).
     pub wechat: Arc<WechatClient>,
     /// Pushes scene changes to waiting browsers.

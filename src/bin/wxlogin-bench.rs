@@ -87,6 +87,10 @@ struct Args {
     /// Scenario 2: keep-alive connections the "WeChat servers" send callbacks over.
     #[arg(long, default_value_t = 32)]
     scan_connections: usize,
+    /// Scenario 3b: callbacks per second sent on a fixed schedule (open loop), each timed from
+    /// its scheduled moment, so a server that falls behind shows it in the percentiles.
+    #[arg(long, default_value_t = 5000)]
+    callback_rate: u64,
     /// Scenarios 3 and 4: seconds each measurement lasts.
     #[arg(long, default_value_t = 10)]
     secs: u64,
@@ -1170,6 +1174,29 @@ async fn callbacks(
                 "scenes": "unknown (random): answered expired after the full transaction",
             }));
         }
+        for run in 1..=args.runs {
+            let (sent, errors, lat, wall, scpu, bcpu) =
+                open_loop_callbacks(args, &server, key.clone(), run).await?;
+            tables.callbacks_at_rate.row(vec![
+                mode.to_owned(),
+                format!("{run}"),
+                format!("{}", args.scan_connections),
+                format!("{}", args.callback_rate),
+                format!("{:.0}", sent as f64 / wall),
+                format!("{errors}"),
+                f2(lat.ms(0.5)),
+                f2(lat.ms(0.99)),
+                f2(lat.max_ms()),
+                f1(scpu),
+                f1(bcpu),
+            ]);
+            results.push(json!({
+                "scenario": "3b", "mode": mode, "run": run, "connections": args.scan_connections,
+                "target_per_sec": args.callback_rate, "sent": sent, "per_sec": sent as f64 / wall,
+                "errors": errors, "latency_from_schedule": lat.json(),
+                "server_cpu_pct": scpu, "bench_cpu_pct": bcpu,
+            }));
+        }
         let fetches = server.token_fetches().await?;
         tables
             .tokens
@@ -1178,6 +1205,70 @@ async fn callbacks(
         server.stop().await;
     }
     Ok(())
+}
+
+/// Scenario 3b: `callback_rate` callbacks a second for `secs`, callback k due at k/rate,
+/// spread over `scan_connections` keep-alive connections (connection w sends k = w, w+c, ...).
+/// Each is timed from when it was due, not from when it could be sent. Returns (sent, errors,
+/// latencies, wall secs, server cpu %, bench cpu %).
+async fn open_loop_callbacks(
+    args: &Args,
+    server: &Server,
+    key: Option<crypto::AesKey>,
+    run: usize,
+) -> anyhow::Result<(usize, usize, Summary, f64, f64, f64)> {
+    let rate = args.callback_rate.max(1);
+    let total = (rate * args.secs) as usize;
+    let connections = args.scan_connections.max(1);
+    let period = Duration::from_secs_f64(1.0 / rate as f64);
+    let cpu = CpuMeter::start(server);
+    let started = Instant::now() + Duration::from_millis(100);
+    let mut workers = tokio::task::JoinSet::new();
+    for w in 0..connections {
+        let (host, key) = (server.host.clone(), key.clone());
+        let mut conn = Conn::connect(server.addr).await?;
+        workers.spawn(async move {
+            let mut latencies = Latencies::default();
+            let mut errors = 0usize;
+            for k in (w..total).step_by(connections) {
+                let due = started + period * k as u32;
+                let request = callback_request(
+                    &host,
+                    &format!("o_rate_{run}_{k}"),
+                    &wxlogin::db::random_hex(20),
+                    "TICKET",
+                    key.as_ref(),
+                );
+                tokio::time::sleep_until(due.into()).await;
+                let answer =
+                    tokio::time::timeout(Duration::from_secs(10), conn.request(&request)).await;
+                latencies.push(due.elapsed());
+                match answer {
+                    Ok(Ok((head, _))) if head.status == 200 => {}
+                    Ok(Ok(_)) => errors += 1,
+                    _ => {
+                        errors += 1;
+                        match Conn::connect(conn_addr(&host)).await {
+                            Ok(fresh) => conn = fresh,
+                            Err(_) => break,
+                        }
+                    }
+                }
+            }
+            (latencies, errors)
+        });
+    }
+    let mut all = Latencies::default();
+    let mut errors = 0;
+    while let Some(done) = workers.join_next().await {
+        let (l, e) = done?;
+        all.0.extend(l.0);
+        errors += e;
+    }
+    let wall = started.elapsed().as_secs_f64();
+    let (server_cpu, bench_cpu) = cpu.stop();
+    let sent = all.0.len();
+    Ok((sent, errors, all.sorted(), wall, server_cpu, bench_cpu))
 }
 
 async fn login_pages(
@@ -1282,6 +1373,7 @@ struct Tables {
     waiting: Table,
     push: Table,
     callbacks: Table,
+    callbacks_at_rate: Table,
     pages: Table,
     bytes: Table,
     tokens: Table,
@@ -1363,6 +1455,22 @@ async fn main() -> anyhow::Result<()> {
                 "bench CPU %",
             ],
         ),
+        callbacks_at_rate: Table::new(
+            "3b. Callbacks on a fixed schedule (open loop, timed from each one's scheduled moment)",
+            &[
+                "mode",
+                "run",
+                "connections",
+                "target per s",
+                "sent per s",
+                "errors",
+                "p50 ms",
+                "p99 ms",
+                "max ms",
+                "server CPU %",
+                "bench CPU %",
+            ],
+        ),
         pages: Table::new(
             "4. Login page (GET /login with no cookie: new session, new scene, new QR)",
             &[
@@ -1409,6 +1517,7 @@ async fn main() -> anyhow::Result<()> {
         eprintln!("scenario 3: callbacks");
         callbacks(&args, &binary, &mut tables, &mut results).await?;
         tables.callbacks.print();
+        tables.callbacks_at_rate.print();
     }
     if args.scenarios.contains(&4) {
         eprintln!("scenario 4: login pages");
