@@ -14,6 +14,7 @@ use axum::{
 };
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Deserialize;
+use tracing::Instrument;
 
 use crate::{
     client_info::describe_user_agent,
@@ -198,11 +199,24 @@ pub async fn handle(
         request.nonce.clone(),
     ];
     let delivery = incoming.clone();
+    // Its own task: if WeChat hangs up before we answer, this handler is dropped, but the
+    // delivery may already be committed, and its retry is answered from the record without
+    // waking anyone. So whatever follows the commit must run to the end regardless.
+    let task = tokio::spawn(record_and_announce(state.clone(), key, delivery).in_current_span());
+    task.await.map_err(|e| AppError::Internal(e.into()))?
+}
+
+/// Records a delivery through the writer, then counts it and wakes the browser it logged in.
+async fn record_and_announce(
+    state: AppState,
+    key: [String; 3],
+    incoming: Incoming,
+) -> AppResult<Option<String>> {
+    let event = incoming.kind.name().to_owned();
     let recorded = state
         .writer
-        .run(move |conn| record(conn, &key, &delivery))
+        .run(move |conn| record(conn, &key, &incoming))
         .await?;
-    let event = incoming.kind.name();
     let reply = match recorded {
         Recorded::ReplayedRequest(reply) => {
             tracing::info!("replayed request answered from record");

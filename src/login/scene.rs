@@ -417,6 +417,22 @@ mod tests {
     }
 
     #[test]
+    fn states_read_back_as_written_and_unknown_ones_are_refused() {
+        use rusqlite::types::{FromSql, ValueRef};
+        for state in [
+            SceneState::Pending,
+            SceneState::Authorized,
+            SceneState::NeedsBind,
+            SceneState::Rejected,
+            SceneState::Consumed,
+        ] {
+            let text = ValueRef::Text(state.as_str().as_bytes());
+            assert_eq!(SceneState::column_result(text).unwrap(), state);
+        }
+        assert!(SceneState::column_result(ValueRef::Text(b"scanned")).is_err());
+    }
+
+    #[test]
     fn status_follows_state_and_clock() {
         assert_eq!(
             scene(SceneState::Pending, 100, 0).status(99),
