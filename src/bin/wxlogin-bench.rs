@@ -1113,6 +1113,16 @@ async fn closed_loop(
             (latencies, errors)
         });
     }
+    gather(workers, started, cpu).await
+}
+
+/// Waits for the workers of a load run and adds up their latencies and errors. Returns
+/// (requests, errors, latencies, wall secs, server cpu %, bench cpu %).
+async fn gather(
+    mut workers: tokio::task::JoinSet<(Latencies, usize)>,
+    started: Instant,
+    cpu: CpuMeter,
+) -> anyhow::Result<(usize, usize, Summary, f64, f64, f64)> {
     let mut all = Latencies::default();
     let mut errors = 0;
     while let Some(done) = workers.join_next().await {
@@ -1258,17 +1268,7 @@ async fn open_loop_callbacks(
             (latencies, errors)
         });
     }
-    let mut all = Latencies::default();
-    let mut errors = 0;
-    while let Some(done) = workers.join_next().await {
-        let (l, e) = done?;
-        all.0.extend(l.0);
-        errors += e;
-    }
-    let wall = started.elapsed().as_secs_f64();
-    let (server_cpu, bench_cpu) = cpu.stop();
-    let sent = all.0.len();
-    Ok((sent, errors, all.sorted(), wall, server_cpu, bench_cpu))
+    gather(workers, started, cpu).await
 }
 
 async fn login_pages(
