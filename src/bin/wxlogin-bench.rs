@@ -609,6 +609,17 @@ impl Table {
     }
 }
 
+/// The last five cells of a throughput row: p50, p99 and max in ms, server and bench CPU %.
+fn latency_and_cpu(lat: &Summary, server_cpu: f64, bench_cpu: f64) -> [String; 5] {
+    [
+        f2(lat.ms(0.5)),
+        f2(lat.ms(0.99)),
+        f2(lat.max_ms()),
+        f1(server_cpu),
+        f1(bench_cpu),
+    ]
+}
+
 fn f1(v: f64) -> String {
     format!("{v:.1}")
 }
@@ -1164,19 +1175,19 @@ async fn callbacks(
             };
             let (count, errors, lat, wall, scpu, bcpu) =
                 closed_loop(&server, args.concurrency, args.secs, make, check).await?;
-            tables.callbacks.row(vec![
-                mode.to_owned(),
-                format!("{run}"),
-                format!("{}", args.concurrency),
-                format!("{count}"),
-                format!("{errors}"),
-                format!("{:.0}", count as f64 / wall),
-                f2(lat.ms(0.5)),
-                f2(lat.ms(0.99)),
-                f2(lat.max_ms()),
-                f1(scpu),
-                f1(bcpu),
-            ]);
+            tables.callbacks.row(
+                vec![
+                    mode.to_owned(),
+                    format!("{run}"),
+                    format!("{}", args.concurrency),
+                    format!("{count}"),
+                    format!("{errors}"),
+                    format!("{:.0}", count as f64 / wall),
+                ]
+                .into_iter()
+                .chain(latency_and_cpu(&lat, scpu, bcpu))
+                .collect(),
+            );
             results.push(json!({
                 "scenario": 3, "mode": mode, "run": run, "concurrency": args.concurrency,
                 "requests": count, "errors": errors, "per_sec": count as f64 / wall,
@@ -1187,19 +1198,19 @@ async fn callbacks(
         for run in 1..=args.runs {
             let (sent, errors, lat, wall, scpu, bcpu) =
                 open_loop_callbacks(args, &server, key.clone(), run).await?;
-            tables.callbacks_at_rate.row(vec![
-                mode.to_owned(),
-                format!("{run}"),
-                format!("{}", args.scan_connections),
-                format!("{}", args.callback_rate),
-                format!("{:.0}", sent as f64 / wall),
-                format!("{errors}"),
-                f2(lat.ms(0.5)),
-                f2(lat.ms(0.99)),
-                f2(lat.max_ms()),
-                f1(scpu),
-                f1(bcpu),
-            ]);
+            tables.callbacks_at_rate.row(
+                vec![
+                    mode.to_owned(),
+                    format!("{run}"),
+                    format!("{}", args.scan_connections),
+                    format!("{}", args.callback_rate),
+                    format!("{:.0}", sent as f64 / wall),
+                    format!("{errors}"),
+                ]
+                .into_iter()
+                .chain(latency_and_cpu(&lat, scpu, bcpu))
+                .collect(),
+            );
             results.push(json!({
                 "scenario": "3b", "mode": mode, "run": run, "connections": args.scan_connections,
                 "target_per_sec": args.callback_rate, "sent": sent, "per_sec": sent as f64 / wall,
@@ -1288,18 +1299,18 @@ async fn login_pages(
     for run in 1..=args.runs {
         let (count, errors, lat, wall, scpu, bcpu) =
             closed_loop(&server, args.concurrency, args.secs, make.clone(), check).await?;
-        tables.pages.row(vec![
-            format!("{run}"),
-            format!("{}", args.concurrency),
-            format!("{count}"),
-            format!("{errors}"),
-            format!("{:.0}", count as f64 / wall),
-            f2(lat.ms(0.5)),
-            f2(lat.ms(0.99)),
-            f2(lat.max_ms()),
-            f1(scpu),
-            f1(bcpu),
-        ]);
+        tables.pages.row(
+            vec![
+                format!("{run}"),
+                format!("{}", args.concurrency),
+                format!("{count}"),
+                format!("{errors}"),
+                format!("{:.0}", count as f64 / wall),
+            ]
+            .into_iter()
+            .chain(latency_and_cpu(&lat, scpu, bcpu))
+            .collect(),
+        );
         results.push(json!({
             "scenario": 4, "run": run, "concurrency": args.concurrency, "requests": count,
             "errors": errors, "per_sec": count as f64 / wall, "latency": lat.json(),

@@ -80,7 +80,7 @@ async fn issue_token(state: &AppState) -> Result<(String, i64), sqlx::Error> {
     Ok((token, TOKEN_TTL))
 }
 
-fn db_fault(e: sqlx::Error) -> Response {
+fn db_fault(e: impl std::fmt::Display) -> Response {
     tracing::error!(error = %e, "sandbox database error");
     error(-1, "system error")
 }
@@ -247,8 +247,7 @@ pub(super) async fn create_qr(
         })
         .await;
     if let Err(e) = stored {
-        tracing::error!(error = %e, "sandbox database error");
-        return error(-1, "system error");
+        return db_fault(e);
     }
     // Real WeChat encodes `http://weixin.qq.com/q/...`; the sandbox's code opens its phone page,
     // so a real phone's camera can "scan" it too.
