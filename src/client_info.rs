@@ -17,6 +17,10 @@ use crate::{config::IpNet, state::AppState};
 pub struct ClientInfo {
     /// Peer IP address, or empty when unknown.
     pub ip: String,
+    /// What per-client limits count by: the IPv4 address, or the /64 network of an IPv6
+    /// address (one subscriber line usually has a whole /64, so counting each address alone
+    /// would let one client have 2^64 quotas). Empty when unknown.
+    pub limit_key: String,
     /// `User-Agent`, at most 300 characters.
     pub user_agent: String,
 }
@@ -32,18 +36,34 @@ impl FromRequestParts<AppState> for ClientInfo {
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
             .map(|ConnectInfo(addr)| addr.ip());
-        let ip = peer
-            .map(|peer| {
-                client_ip(peer, &parts.headers, &state.settings.ops.trusted_proxies).to_string()
-            })
-            .unwrap_or_default();
+        let ip = peer.map(|peer| {
+            client_ip(peer, &parts.headers, &state.settings.ops.trusted_proxies).to_canonical()
+        });
+        let limit_key = ip.map(limit_key).unwrap_or_default();
+        let ip = ip.map(|ip| ip.to_string()).unwrap_or_default();
         let user_agent = parts
             .headers
             .get(USER_AGENT)
             .and_then(|v| v.to_str().ok())
             .map(|s| s.chars().take(300).collect())
             .unwrap_or_default();
-        Ok(ClientInfo { ip, user_agent })
+        Ok(ClientInfo {
+            ip,
+            limit_key,
+            user_agent,
+        })
+    }
+}
+
+/// The key per-client limits count by: an IPv4 address as it is, an IPv6 address as its /64
+/// (`2001:db8:1:2::/64`).
+pub fn limit_key(ip: IpAddr) -> String {
+    match ip.to_canonical() {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => {
+            let network = u128::from(v6) & !((1u128 << 64) - 1);
+            format!("{}/64", std::net::Ipv6Addr::from(network))
+        }
     }
 }
 
@@ -72,33 +92,23 @@ pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr
     client
 }
 
-/// A short, human description of a user agent: "Chrome on Windows".
-pub fn describe_user_agent(ua: &str) -> String {
-    let browser = [
-        ("MicroMessenger", "WeChat"),
-        ("Edg/", "Edge"),
-        ("Firefox/", "Firefox"),
-        ("Chrome/", "Chrome"),
-        ("Safari/", "Safari"),
-    ]
-    .iter()
-    .find(|(needle, _)| ua.contains(needle))
-    .map(|(_, name)| *name)
-    .unwrap_or("Browser");
-    let system = [
-        ("Android", "Android"),
-        ("iPhone", "iOS"),
-        ("iPad", "iPadOS"),
-        ("Windows", "Windows"),
-        ("Mac OS X", "macOS"),
-        ("Linux", "Linux"),
-    ]
-    .iter()
-    .find(|(needle, _)| ua.contains(needle))
-    .map(|(_, name)| *name);
-    match system {
-        Some(system) => format!("{browser} / {system}"),
-        None => browser.to_owned(),
+/// What a user agent says it is, briefly: "Chrome / Windows", `None` when it names nothing
+/// known. Only names the header itself plainly contains are shown (an `Edg/` browser is shown
+/// as the `Chrome` it also claims, not as "Edge"), and callers present the result as the
+/// browser's own claim: anyone can send any User-Agent, so a page shown to a victim by an
+/// attacker can say "MicroMessenger / iPhone" too.
+pub fn describe_user_agent(ua: &str) -> Option<String> {
+    let browser = ["MicroMessenger", "Firefox/", "Chrome/", "Safari/"]
+        .iter()
+        .find(|needle| ua.contains(*needle))
+        .map(|needle| needle.trim_end_matches('/'));
+    let system = ["Android", "iPhone", "iPad", "Windows", "Mac OS X", "Linux"]
+        .into_iter()
+        .find(|needle| ua.contains(needle));
+    match (browser, system) {
+        (Some(browser), Some(system)) => Some(format!("{browser} / {system}")),
+        (Some(name), None) | (None, Some(name)) => Some(name.to_owned()),
+        (None, None) => None,
     }
 }
 
@@ -134,7 +144,34 @@ mod tests {
     #[test]
     fn user_agents_are_described_briefly() {
         let chrome = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36";
-        assert_eq!(describe_user_agent(chrome), "Chrome / Windows");
-        assert_eq!(describe_user_agent("curl/8"), "Browser");
+        assert_eq!(describe_user_agent(chrome).unwrap(), "Chrome / Windows");
+        assert_eq!(describe_user_agent("curl/8"), None);
+        let edge = "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36 Edg/120.0";
+        assert_eq!(describe_user_agent(edge).unwrap(), "Chrome / Mac OS X");
+        // Every name shown is in the header as it came.
+        for ua in [
+            chrome,
+            edge,
+            "Mozilla/5.0 (iPhone) MicroMessenger/8.0",
+            "Linux",
+        ] {
+            let shown = describe_user_agent(ua).unwrap();
+            for name in shown.split(" / ") {
+                assert!(ua.contains(name), "{name} not in {ua}");
+            }
+        }
+    }
+
+    #[test]
+    fn ipv6_clients_are_limited_by_their_64() {
+        let key = |s: &str| limit_key(s.parse().unwrap());
+        assert_eq!(key("203.0.113.9"), "203.0.113.9");
+        assert_eq!(key("::ffff:203.0.113.9"), "203.0.113.9");
+        assert_eq!(key("2001:db8:1:2:aaaa::1"), "2001:db8:1:2::/64");
+        assert_eq!(
+            key("2001:db8:1:2:ffff:ffff:ffff:ffff"),
+            key("2001:db8:1:2::9")
+        );
+        assert_ne!(key("2001:db8:1:3::1"), key("2001:db8:1:2::1"));
     }
 }

@@ -100,6 +100,21 @@ pub struct OpsSettings {
     pub metrics_addr: Option<SocketAddr>,
     /// How long a shutdown waits for running requests (`WXLOGIN_SHUTDOWN_GRACE_SECONDS`).
     pub shutdown_grace_seconds: u64,
+    /// How long a connection may take to send a request's head, counted from when the server
+    /// starts waiting for it, so also how long a kept-alive connection may sit idle between
+    /// requests (`WXLOGIN_HEADER_TIMEOUT_SECONDS`).
+    pub header_timeout_seconds: u64,
+    /// Open connections at most (`WXLOGIN_MAX_CONNECTIONS`); past it new ones are closed at
+    /// once. `None`: derived from the open-file limit ([`default_max_connections`]).
+    pub max_connections: Option<usize>,
+}
+
+/// The connection cap when none is set: the open-file limit less room for the database's
+/// files and connections and for outgoing calls to WeChat and SMS gateways (128, plus 5 % for
+/// the pools' growth under load).
+pub fn default_max_connections(open_file_limit: u64) -> usize {
+    let spare = 128 + open_file_limit / 20;
+    usize::try_from(open_file_limit.saturating_sub(spare).max(16)).unwrap_or(usize::MAX)
 }
 
 impl Default for OpsSettings {
@@ -109,6 +124,8 @@ impl Default for OpsSettings {
             qr_per_ip_per_hour: 60,
             metrics_addr: None,
             shutdown_grace_seconds: 10,
+            header_timeout_seconds: 10,
+            max_connections: None,
         }
     }
 }
@@ -351,6 +368,18 @@ impl Settings {
             None => defaults.session_idle_seconds,
         };
         let sms_provider = match env("WXLOGIN_SMS_PROVIDER").as_deref().map(str::trim) {
+            // Codes on stdout deliver nothing and leak into logs: in wechat mode only when asked
+            // for in so many words.
+            Some("console")
+                if mode == Mode::Wechat
+                    && env("WXLOGIN_ALLOW_CONSOLE_SMS").as_deref().map(str::trim) != Some("1") =>
+            {
+                return Err(ConfigError::new(
+                    "WXLOGIN_SMS_PROVIDER",
+                    "`console` prints codes on stdout and delivers nothing; in wechat mode it \
+                     also needs WXLOGIN_ALLOW_CONSOLE_SMS=1",
+                ));
+            }
             Some("console") => SmsProvider::Console,
             Some("webhook") => SmsProvider::Webhook,
             Some("aliyun") => SmsProvider::Aliyun,
@@ -412,6 +441,15 @@ impl Settings {
                 10,
                 1..=600,
             )?,
+            header_timeout_seconds: parse_number(
+                "WXLOGIN_HEADER_TIMEOUT_SECONDS",
+                env("WXLOGIN_HEADER_TIMEOUT_SECONDS"),
+                10,
+                1..=300,
+            )?,
+            max_connections: env("WXLOGIN_MAX_CONNECTIONS")
+                .map(|v| parse_number("WXLOGIN_MAX_CONNECTIONS", Some(v), 0, 1..=10_000_000))
+                .transpose()?,
         };
         Ok(Settings {
             site_addr,
@@ -559,7 +597,12 @@ mod tests {
         ("WXLOGIN_WECHAT_APPID", "wx1234567890abcdef"),
         ("WXLOGIN_WECHAT_SECRET", "0123456789abcdef0123456789abcdef"),
         ("WXLOGIN_WECHAT_TOKEN", "mytoken"),
-        ("WXLOGIN_SMS_PROVIDER", "console"),
+        ("WXLOGIN_SMS_PROVIDER", "webhook"),
+        ("WXLOGIN_SMS_WEBHOOK_URL", "https://sms.example.com/send"),
+        (
+            "WXLOGIN_SMS_WEBHOOK_SECRET",
+            "0123456789abcdef0123456789abcdef",
+        ),
     ];
 
     #[test]
@@ -600,6 +643,48 @@ mod tests {
                 .collect();
             assert_eq!(load(&vars).unwrap_err().name, *missing);
         }
+    }
+
+    #[test]
+    fn console_sms_in_wechat_mode_must_be_asked_for() {
+        let mut vars: Vec<_> = WECHAT
+            .iter()
+            .copied()
+            .filter(|(k, _)| !k.starts_with("WXLOGIN_SMS_"))
+            .collect();
+        vars.push(("WXLOGIN_SMS_PROVIDER", "console"));
+        let err = load(&vars).unwrap_err();
+        assert_eq!(err.name, "WXLOGIN_SMS_PROVIDER");
+        assert!(err.problem.contains("WXLOGIN_ALLOW_CONSOLE_SMS=1"), "{err}");
+        vars.push(("WXLOGIN_ALLOW_CONSOLE_SMS", "1"));
+        assert_eq!(load(&vars).unwrap().sms_provider, SmsProvider::Console);
+        // The sandbox needs no such word.
+        assert!(load(&[("WXLOGIN_SMS_PROVIDER", "console")]).is_ok());
+    }
+
+    #[test]
+    fn connection_limits_have_sane_defaults_and_bounds() {
+        let s = load(&[]).unwrap();
+        assert_eq!(s.ops.header_timeout_seconds, 10);
+        assert_eq!(s.ops.max_connections, None);
+        let s = load(&[
+            ("WXLOGIN_HEADER_TIMEOUT_SECONDS", "3"),
+            ("WXLOGIN_MAX_CONNECTIONS", "500"),
+        ])
+        .unwrap();
+        assert_eq!(s.ops.header_timeout_seconds, 3);
+        assert_eq!(s.ops.max_connections, Some(500));
+        for (name, bad) in [
+            ("WXLOGIN_HEADER_TIMEOUT_SECONDS", "0"),
+            ("WXLOGIN_MAX_CONNECTIONS", "0"),
+            ("WXLOGIN_MAX_CONNECTIONS", "many"),
+        ] {
+            assert_eq!(load(&[(name, bad)]).unwrap_err().name, name);
+        }
+        // Room is left for the database and outgoing calls.
+        assert_eq!(default_max_connections(1024), 1024 - 128 - 51);
+        assert!(default_max_connections(1_048_576) > 900_000);
+        assert_eq!(default_max_connections(100), 16);
     }
 
     #[test]

@@ -34,10 +34,11 @@ use axum::{
 };
 use tokio::net::TcpListener;
 use tower_http::{
+    LatencyUnit,
     request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer},
     set_header::SetResponseHeaderLayer,
     timeout::TimeoutLayer,
-    trace::TraceLayer,
+    trace::{DefaultOnResponse, TraceLayer},
 };
 use tower_sessions::{Expiry, SessionManagerLayer, cookie::SameSite};
 use tower_sessions_sqlx_store::SqliteStore;
@@ -173,7 +174,13 @@ impl Application {
         let hub = self.state.hub.clone();
         let grace = Duration::from_secs(self.state.settings.ops.shutdown_grace_seconds);
         let (stopping_tx, mut stopping) = tokio::sync::watch::channel(false);
-        let server = serve_http1(self.listener, self.router, async move {
+        let limits = ConnectionLimits::from_settings(&self.state.settings.ops);
+        tracing::info!(
+            max_connections = limits.max_connections,
+            header_timeout_seconds = limits.header_timeout.as_secs(),
+            "connection limits"
+        );
+        let server = serve_http1(self.listener, self.router, limits, async move {
             shutdown.await;
             hub.shut_down();
             let _ = stopping_tx.send(true);
@@ -194,6 +201,33 @@ impl Application {
     }
 }
 
+/// What one client connection may hold.
+#[derive(Debug, Clone, Copy)]
+struct ConnectionLimits {
+    /// Open connections at most; past it a new connection is closed at once.
+    max_connections: usize,
+    /// Time to send a request's head, from when the server waits for one (so also the most a
+    /// kept-alive connection sits idle).
+    header_timeout: Duration,
+}
+
+impl ConnectionLimits {
+    fn from_settings(ops: &config::OpsSettings) -> ConnectionLimits {
+        let max_connections = ops.max_connections.unwrap_or_else(|| {
+            let (soft, _) = rlimit::getrlimit(rlimit::Resource::NOFILE).unwrap_or((1024, 1024));
+            config::default_max_connections(soft)
+        });
+        ConnectionLimits {
+            max_connections,
+            header_timeout: Duration::from_secs(ops.header_timeout_seconds),
+        }
+    }
+}
+
+/// The largest request head (request line and headers) read: a browser's is 1–3 KiB, and
+/// hyper would otherwise buffer up to ~400 KiB per connection for one that never ends.
+const MAX_HEAD_BYTES: usize = 16 * 1024;
+
 /// Serves `router` over HTTP/1.1 until `shutdown` completes, then lets the open connections
 /// finish (the caller bounds how long).
 ///
@@ -203,17 +237,33 @@ impl Application {
 /// (a heap profile of 500 waiting browsers: 9.4 MB of read buffers). Browsers reach wxlogin
 /// over HTTP/1.1 anyway: directly without TLS, or from nginx, which speaks HTTP/1.1 to its
 /// upstreams.
+///
+/// A client can't hold a connection for nothing: the head of each request must arrive within
+/// `limits.header_timeout` of the server starting to wait for it (hyper's timer also closes a
+/// kept-alive connection that idles that long), it may be at most [`MAX_HEAD_BYTES`], and past
+/// `limits.max_connections` new connections are closed at once rather than queued, so the
+/// process keeps file descriptors for its database and for the connections it has. A response
+/// being streamed (a waiting browser's events) is not a request being read: it is unaffected.
 async fn serve_http1(
     listener: TcpListener,
     router: Router,
+    limits: ConnectionLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     use axum::extract::{ConnectInfo, Request};
     use hyper_util::{
-        rt::TokioIo, server::graceful::GracefulShutdown, service::TowerToHyperService,
+        rt::{TokioIo, TokioTimer},
+        server::graceful::GracefulShutdown,
+        service::TowerToHyperService,
     };
     use tower::ServiceExt;
 
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout)
+        .max_buf_size(MAX_HEAD_BYTES);
+    let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
+    let mut refused = 0u64;
     let connections = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
@@ -238,6 +288,19 @@ async fn serve_http1(
             },
             () = &mut shutdown => break,
         };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            // Full: closed now (dropping the stream), so the client learns at once and the
+            // descriptor is free again. Logged once per 1,000, not once per connection.
+            if refused.is_multiple_of(1000) {
+                tracing::warn!(
+                    max = limits.max_connections,
+                    "connection limit reached; new connections are closed"
+                );
+            }
+            refused += 1;
+            drop(stream);
+            continue;
+        };
         let service =
             router
                 .clone()
@@ -245,13 +308,14 @@ async fn serve_http1(
                     request.extensions_mut().insert(ConnectInfo(peer));
                     request
                 });
-        let connection = hyper::server::conn::http1::Builder::new()
-            .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
+        let connection =
+            http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
         let connection = connections.watch(connection);
         tokio::spawn(async move {
             if let Err(e) = connection.await {
                 tracing::debug!(error = %e, "connection ended with an error");
             }
+            drop(slot);
         });
     }
     drop(listener);
@@ -311,20 +375,74 @@ pub fn app(state: AppState, sessions: SqliteStore) -> Router {
             header::REFERRER_POLICY,
             HeaderValue::from_static("same-origin"),
         ))
+        // Pages show personal data (a phone number, a user list, a live QR code): no cache,
+        // shared or private, keeps them. Static files and the like say otherwise themselves.
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ))
         .layer(
-            TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<_>| {
-                let id = request
-                    .headers()
-                    .get("x-request-id")
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("-");
-                // The path only: query strings may carry signatures and tickets.
-                tracing::info_span!("request", id, method = %request.method(), path = request.uri().path())
-            }),
+            TraceLayer::new_for_http()
+                .make_span_with(|request: &axum::http::Request<_>| {
+                    let id = request
+                        .headers()
+                        .get("x-request-id")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("-");
+                    // The path only: query strings may carry signatures and tickets.
+                    tracing::info_span!("request", id, method = %request.method(), path = request.uri().path())
+                })
+                // One line per request at info, when its response head goes out: the span
+                // gives id, method and path; the line adds status and latency.
+                .on_request(())
+                .on_response(
+                    DefaultOnResponse::new()
+                        .level(tracing::Level::INFO)
+                        .latency_unit(LatencyUnit::Micros),
+                ),
         )
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(RandomRequestId))
+        .layer(middleware::from_fn_with_state(state.clone(), screen_request_id))
         .with_state(state)
+}
+
+/// Keeps a request's `X-Request-Id` only when our own proxy set it (the socket's peer is a
+/// trusted proxy) and it is one short, plain token; otherwise it is dropped and a new one made.
+/// A client's own id would go into every log line of its request: a way to forge or break
+/// log lines, or to make one client's requests look like another's.
+async fn screen_request_id(
+    State(state): State<AppState>,
+    mut request: axum::extract::Request,
+    next: middleware::Next,
+) -> axum::response::Response {
+    use axum::extract::ConnectInfo;
+    let from_proxy = request
+        .extensions()
+        .get::<ConnectInfo<std::net::SocketAddr>>()
+        .is_some_and(|ConnectInfo(peer)| {
+            let proxies = &state.settings.ops.trusted_proxies;
+            proxies.iter().any(|net| net.contains(peer.ip()))
+        });
+    let ids = request.headers().get_all("x-request-id");
+    let mut ids = ids.iter();
+    let keep = from_proxy
+        && ids
+            .next()
+            .is_some_and(|id| well_formed_request_id(id.as_bytes()))
+        && ids.next().is_none();
+    if !keep {
+        request.headers_mut().remove("x-request-id");
+    }
+    next.run(request).await
+}
+
+/// 1–64 characters from `A-Z a-z 0-9 - _ . :` (UUIDs, hex ids, nginx's `$request_id`).
+fn well_formed_request_id(id: &[u8]) -> bool {
+    (1..=64).contains(&id.len())
+        && id
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
 }
 
 /// Request ids: 64 random bits, hex.

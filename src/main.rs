@@ -75,6 +75,12 @@ async fn main() -> anyhow::Result<()> {
 async fn serve(settings: Settings) -> anyhow::Result<()> {
     raise_fd_limit();
     let mode = settings.mode;
+    if mode == Mode::Wechat && settings.sms_provider == wxlogin::config::SmsProvider::Console {
+        tracing::warn!(
+            "WXLOGIN_SMS_PROVIDER=console in wechat mode (WXLOGIN_ALLOW_CONSOLE_SMS=1): codes are \
+             printed on stdout and no SMS is delivered; not for real users"
+        );
+    }
     let app = Application::build(settings).await?;
     let state = app.state();
     tracing::info!(

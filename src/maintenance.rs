@@ -15,6 +15,8 @@ const RULES: &[(&str, &str, i64)] = &[
     ("callback_deliveries", "received_at", 86_400),
     // The SMS limits look back 24 hours at most.
     ("sms_codes", "created_at", 2 * 86_400),
+    // The QR cap per IP looks back an hour.
+    ("qr_quota", "reserved_at", 3600),
     // A scene is dead minutes after its QR code; login history lives in login_events.
     ("login_scenes", "expires_at", 7 * 86_400),
     // The sandbox's tickets and tokens die with their expiry.

@@ -28,15 +28,18 @@ impl<S: Send + Sync> FromRequestParts<S> for WebSession {
 }
 
 impl WebSession {
-    /// This browser's random key (128 bits), made on first use. Login scenes belong to it:
-    /// only the browser holding the key may watch or redeem them.
-    pub async fn browser_key(&self) -> Result<String, AppError> {
-        if let Some(key) = self.existing_browser_key().await? {
-            return Ok(key);
-        }
-        let key = random_hex(16);
-        self.0.insert(BROWSER_KEY, &key).await?;
-        Ok(key)
+    /// A new random browser key (128 bits), not yet stored. Login scenes belong to it: only
+    /// the browser holding the key may watch or redeem them. A page keeps it with
+    /// [`Self::keep_browser_key`] only once it has something to keep (a refused visitor must
+    /// cost no stored session).
+    pub fn new_browser_key() -> String {
+        random_hex(16)
+    }
+
+    /// Stores `key` as this browser's key (made by [`Self::new_browser_key`]).
+    pub async fn keep_browser_key(&self, key: &str) -> Result<(), AppError> {
+        self.0.insert(BROWSER_KEY, key).await?;
+        Ok(())
     }
 
     /// The browser key if this session already has one.

@@ -266,7 +266,7 @@ pub fn login_item(row: &LoginRow, lang: Lang) -> impl IntoView + 'static {
     let place = format!(
         "{} · {}",
         row.client_ip.as_deref().unwrap_or("?"),
-        describe_user_agent(row.user_agent.as_deref().unwrap_or(""))
+        describe_user_agent(row.user_agent.as_deref().unwrap_or("")).unwrap_or_else(|| "?".into())
     );
     view! {
         <li data-id=row.id.to_string()>

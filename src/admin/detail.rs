@@ -202,7 +202,8 @@ pub async fn page(
                         <td>{format_timestamp(e.at)}</td>
                         <td>{e.client_ip.unwrap_or_default()}</td>
                         <td title=e.user_agent.clone().unwrap_or_default()>
-                            {describe_user_agent(e.user_agent.as_deref().unwrap_or(""))}
+                            {describe_user_agent(e.user_agent.as_deref().unwrap_or(""))
+                                .unwrap_or_else(|| "?".into())}
                         </td>
                         <td class=format!("outcome outcome-{}", e.outcome)>{outcome_label(&e.outcome, t)}</td>
                     </tr>

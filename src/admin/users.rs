@@ -185,6 +185,15 @@ impl ListQuery {
                 format!("q is longer than {MAX_SEARCH_CHARS} characters"),
             ));
         }
+        // NUL and other control characters match nothing and upset the search index.
+        if let Some(q) = &q
+            && q.chars().any(char::is_control)
+        {
+            return Err(bad_query(
+                lang,
+                "q must not contain control characters".to_owned(),
+            ));
+        }
         Ok(ListQuery {
             q,
             disabled: Tri::parse(lang, "disabled", raw.disabled.as_deref())?,
@@ -695,6 +704,8 @@ mod tests {
                 id: 42
             })
         );
+        assert!(parse("q=%00ab").is_err());
+        assert!(parse("q=ab%1Bc").is_err());
         let again = parse(&query.query_string(query.after)).unwrap();
         assert_eq!(again, query);
         assert_eq!(

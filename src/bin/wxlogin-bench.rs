@@ -293,11 +293,12 @@ use http::Conn;
 /// A client address of its own for each simulated browser, as a trusted proxy would report it
 /// in `X-Forwarded-For` (the server trusts 127.0.0.1): wxlogin caps new QR codes per client IP,
 /// and real browsers come from many addresses. These are IPv6 documentation addresses
-/// (2001:db8::/32), only ever written into a header; all traffic goes to 127.0.0.1.
+/// (2001:db8::/32), only ever written into a header; all traffic goes to 127.0.0.1. Each is
+/// in a /64 of its own, since wxlogin counts an IPv6 client by its /64.
 fn simulated_client() -> String {
     static NEXT: AtomicU64 = AtomicU64::new(1);
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    format!("2001:db8::{:x}:{:x}", (n >> 16) & 0xffff, n & 0xffff)
+    format!("2001:db8:{:x}:{:x}::1", (n >> 16) & 0xffff, n & 0xffff)
 }
 
 fn get_request(

@@ -158,7 +158,8 @@ async fn send_code(
     .bind(code_hash(&state.code_key, &scene.scene, &phone, &code))
     .bind(t_now)
     .bind(t_now + CODE_TTL_SECONDS)
-    .bind(&client.ip)
+    // The limits count by the address, or by its /64 for IPv6.
+    .bind(&client.limit_key)
     .fetch_one(&mut *tx)
     .await?;
     let blocked = limits::check(
@@ -166,7 +167,7 @@ async fn send_code(
         &limits,
         &scene.scene,
         &phone,
-        &client.ip,
+        &client.limit_key,
         t_now,
         code_id,
     )
@@ -199,13 +200,15 @@ async fn send_code(
             error = %e,
             "SMS code not sent"
         );
-        // The code was never delivered: don't let it hold up a retry.
-        sqlx::query("DELETE FROM sms_codes WHERE id = ?")
-            .bind(code_id)
-            .execute(&state.db)
-            .await?;
-        let form = BindForm::Phone {
-            value: form.phone,
+        // The code stays, and counts toward every limit like a delivered one: the gateway was
+        // reached, and one that delivers and then reports failure (or times out after
+        // delivering) must not make sending free. If it did arrive, it can be used; otherwise
+        // a new one can be asked for when the resend cooldown ends, as the page says.
+        session_store.insert(BIND_PHONE, phone.national()).await?;
+        let wait = resend_wait(&state, &scene.scene, &phone).await?;
+        let form = BindForm::Code {
+            phone,
+            wait,
             error: Some(t.err_sms_failed.to_owned()),
         };
         return render(lang, &session, form, StatusCode::SERVICE_UNAVAILABLE).await;
@@ -322,7 +325,7 @@ async fn verify_code(
             let message = if left > 0 {
                 fill(t.err_code_wrong, &[&left])
             } else {
-                t.err_code_dead.to_owned()
+                t.err_code_last_wrong.to_owned()
             };
             return render(lang, &session, refuse(message), StatusCode::BAD_REQUEST).await;
         }
@@ -512,37 +515,44 @@ async fn check_code(
     code: &str,
     max_attempts: i64,
 ) -> AppResult<CodeCheck> {
-    let row: Option<(i64, Vec<u8>, i64, bool, i64)> = sqlx::query_as(
-        "SELECT id, code_hash, attempts, used, expires_at FROM sms_codes \
-         WHERE scene = ? AND phone = ? ORDER BY created_at DESC, id DESC LIMIT 1",
+    let t_now = now();
+    // The try is counted before the comparison, in the same statement that checks the code is
+    // still alive: of any number of parallel guesses, at most `max_attempts` get a row back, so
+    // at most that many comparisons are ever made per code (a right one counts as a try too).
+    let counted: Option<(i64, Vec<u8>, i64)> = sqlx::query_as(
+        "UPDATE sms_codes SET attempts = attempts + 1 \
+         WHERE id = (SELECT id FROM sms_codes WHERE scene = ? AND phone = ? \
+                     ORDER BY created_at DESC, id DESC LIMIT 1) \
+           AND used = 0 AND attempts < ? AND expires_at > ? \
+         RETURNING id, code_hash, attempts",
     )
     .bind(&scene.scene)
     .bind(phone.e164())
-    .fetch_optional(&state.db)
-    .await?;
-    let Some((id, stored, attempts, used, expires_at)) = row else {
-        return Ok(CodeCheck::None);
-    };
-    if used || attempts >= max_attempts || now() >= expires_at {
-        return Ok(CodeCheck::Dead);
-    }
-    let given = code_hash(&state.code_key, &scene.scene, phone, code);
-    if bool::from(given.ct_eq(&stored)) {
-        return Ok(CodeCheck::Right(id));
-    }
-    // Count the miss atomically, so parallel guesses can't exceed the limit.
-    let attempts: Option<i64> = sqlx::query_scalar(
-        "UPDATE sms_codes SET attempts = attempts + 1 WHERE id = ? AND attempts < ? RETURNING attempts",
-    )
-    .bind(id)
     .bind(max_attempts)
+    .bind(t_now)
     .fetch_optional(&state.db)
     .await?;
-    Ok(match attempts {
-        Some(n) => CodeCheck::Wrong {
-            left: max_attempts - n,
-        },
-        None => CodeCheck::Dead,
+    let Some((id, stored, attempts)) = counted else {
+        let sent: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM sms_codes WHERE scene = ? AND phone = ?)",
+        )
+        .bind(&scene.scene)
+        .bind(phone.e164())
+        .fetch_one(&state.db)
+        .await?;
+        return Ok(if sent {
+            CodeCheck::Dead
+        } else {
+            CodeCheck::None
+        });
+    };
+    let given = code_hash(&state.code_key, &scene.scene, phone, code);
+    Ok(if bool::from(given.ct_eq(&stored)) {
+        CodeCheck::Right(id)
+    } else {
+        CodeCheck::Wrong {
+            left: max_attempts - attempts,
+        }
     })
 }
 

@@ -90,8 +90,29 @@ fn verify(state: &AppState, raw_query: Option<&str>) -> AppResult<Verified> {
 }
 
 /// `GET /wechat/callback`: the console's URL check; answers `echostr` when signed by our token.
+///
+/// Its (signature, timestamp, nonce) go into the replay store with an empty answer: the query
+/// of a GET is what proxies and access logs keep, and the plaintext signature doesn't cover a
+/// body, so the same triple sent as a POST within the timestamp window is answered "success"
+/// and does nothing.
 pub async fn check(State(state): State<AppState>, RawQuery(q): RawQuery) -> AppResult<Response> {
     let verified = verify(&state, q.as_deref())?;
+    let triple = [
+        verified.signature.clone(),
+        verified.timestamp.clone(),
+        verified.nonce.clone(),
+    ];
+    state
+        .writer
+        .run(move |conn| {
+            conn.prepare_cached(
+                "INSERT INTO callback_requests (signature, timestamp, nonce, reply, received_at) \
+                 VALUES (?, ?, ?, '', ?) ON CONFLICT DO NOTHING",
+            )?
+            .execute(params![triple[0], triple[1], triple[2], now()])?;
+            Ok::<_, WriteError>(())
+        })
+        .await?;
     let echostr = verified.echostr.unwrap_or_default();
     Ok((
         [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
@@ -474,13 +495,15 @@ fn scan(
             t_now
         ])?;
     // Say where the login is happening, so someone tricked into scanning a stranger's code
-    // notices.
+    // notices. The IP and the time are facts; the browser is only what its User-Agent claims,
+    // and is labelled so.
     let place = fill(
         t.reply_where,
         &[
-            &describe_user_agent(scene.user_agent.as_deref().unwrap_or("")),
             &scene.client_ip.as_deref().unwrap_or("?"),
             &beijing_time(t_now),
+            &describe_user_agent(scene.user_agent.as_deref().unwrap_or(""))
+                .unwrap_or_else(|| t.unknown_browser.to_owned()),
         ],
     );
     let reply = if outcome == Outcome::Disabled {

@@ -65,30 +65,40 @@ async fn login_page(
     CurrentUser(user): CurrentUser,
     Query(query): Query<LoginQuery>,
 ) -> AppResult<Response> {
-    if let Some(next) = &query.next {
-        // An unsafe `next` is dropped, not followed: the person still logs in, and lands on `/`.
-        session.set_next(SafePath::parse(next)).await?;
-    }
+    // An unsafe `next` is dropped, not followed: the person still logs in, and lands on `/`.
+    let next = query.next.as_deref().map(SafePath::parse);
     if user.is_some() {
+        if let Some(next) = next {
+            session.set_next(next).await?;
+        }
         return Ok(Redirect::to(session.take_next().await?.as_str()).into_response());
     }
-    // A browser seen for the first time has no scene yet: no need to look.
-    let (owner, current) = match session.existing_browser_key().await? {
+    // A browser seen for the first time has no scene yet: no need to look. Its key is stored
+    // only once a QR code is made for it, so a refused visitor (429, 503) costs no session row.
+    let (owner, current, new_browser) = match session.existing_browser_key().await? {
         Some(owner) => {
             let current = scene::current(&state.db, &owner).await?;
-            (owner, current)
+            (owner, current, false)
         }
-        None => (session.browser_key().await?, None),
+        None => (WebSession::new_browser_key(), None, true),
     };
     // Without JavaScript this page refreshes itself; the refresh moves the person on.
     let status = current.as_ref().map(|s| s.status(now()));
-    let scene = match (current, status) {
-        (Some(_), Some(Status::Authorized)) => {
-            return Ok(Redirect::to("/login/complete").into_response());
-        }
-        (Some(_), Some(Status::NeedsBind)) => return Ok(Redirect::to("/bind").into_response()),
-        (Some(s), Some(Status::Rejected)) if query.fresh.is_none() => s,
-        (current, _) => scene::reuse_or_create(&state, current, &owner, lang, &client).await?,
+    let to = match (current, status) {
+        (Some(_), Some(Status::Authorized)) => Err("/login/complete"),
+        (Some(_), Some(Status::NeedsBind)) => Err("/bind"),
+        (Some(s), Some(Status::Rejected)) if query.fresh.is_none() => Ok(s),
+        (current, _) => Ok(scene::reuse_or_create(&state, current, &owner, lang, &client).await?),
+    };
+    if new_browser {
+        session.keep_browser_key(&owner).await?;
+    }
+    if let Some(next) = next {
+        session.set_next(next).await?;
+    }
+    let scene = match to {
+        Ok(scene) => scene,
+        Err(to) => return Ok(Redirect::to(to).into_response()),
     };
     let t = lang.text();
     let status = scene.status(now());

@@ -203,38 +203,48 @@ pub async fn create(
     client: &ClientInfo,
 ) -> AppResult<Scene> {
     // Each code spends one of the account's 100,000 creations a day: a bot reloading the page
-    // from one address must not burn them.
-    let window_start = now() - 3600;
+    // from one address must not burn them. The slot is taken before WeChat is asked, in one
+    // step with the count, so parallel first visits can't all pass a count made before any of
+    // them was stored; it is given back if WeChat fails.
     let cap = i64::from(state.settings.ops.qr_per_ip_per_hour);
-    // The cap-th newest code of this IP within the hour, if there is one: reading at most
-    // `cap` index entries, however many codes the IP made. When it leaves the window, the IP
-    // is under the cap again.
-    let capped_since: Option<i64> = sqlx::query_scalar(
-        "SELECT created_at FROM login_scenes WHERE client_ip = ? AND created_at > ? \
-         ORDER BY created_at DESC LIMIT 1 OFFSET ?",
-    )
-    .bind(&client.ip)
-    .bind(window_start)
-    .bind(cap - 1)
-    .fetch_optional(&state.db)
-    .await?;
-    if let Some(since) = capped_since {
-        tracing::warn!(ip = %client.ip, cap, "new QR codes per IP capped");
-        return Err(AppError::TooMany {
-            retry_after: (since - window_start).max(1),
-        });
-    }
+    let key = client.limit_key.clone();
+    let slot = state
+        .writer
+        .run(move |conn| reserve_qr_slot(conn, &key, cap, now()))
+        .await?;
+    let slot = match slot {
+        Ok(slot) => slot,
+        Err(retry_after) => {
+            tracing::warn!(ip = %client.ip, cap, "new QR codes per IP capped");
+            return Err(AppError::TooMany { retry_after });
+        }
+    };
     // 20 random bytes: 160 bits, 40 hex characters (WeChat allows scene_str up to 64).
     let scene = random_hex(20);
-    let qr = state
+    let qr = match state
         .wechat
         .create_qr(&scene, state.settings.qr_expire_seconds)
         .await
-        .map_err(|e| {
+    {
+        Ok(qr) => qr,
+        Err(e) => {
             Metrics::inc(&state.metrics.wechat_errors);
             tracing::warn!(errcode = ?e.errcode(), error = %e, "could not create a login QR code");
-            AppError::Unavailable(e.to_string())
-        })?;
+            // No code was made: the slot goes back, so WeChat's bad minute costs nobody quota.
+            let freed = state
+                .writer
+                .run(move |conn| {
+                    conn.prepare_cached("DELETE FROM qr_quota WHERE id = ?")?
+                        .execute([slot])?;
+                    Ok::<_, crate::db::WriteError>(())
+                })
+                .await;
+            if let Err(e) = freed {
+                tracing::error!(error = %e, "a QR quota slot could not be given back");
+            }
+            return Err(AppError::Unavailable(e.to_string()));
+        }
+    };
     Metrics::inc(&state.metrics.qr_created);
     let created_at = now();
     let lifetime = i64::from(qr.expire_seconds.min(state.settings.qr_expire_seconds));
@@ -280,6 +290,40 @@ pub async fn create(
         })
         .await?;
     Ok(row)
+}
+
+/// Takes one of the `cap` new-QR slots per hour of the client `key` at time `t`, in the writer's
+/// transaction (so the count and the insert are one step). `Ok(slot id)`, or `Err(seconds)`
+/// until the oldest slot counted leaves the hour.
+fn reserve_qr_slot(
+    conn: &rusqlite::Connection,
+    key: &str,
+    cap: i64,
+    t: i64,
+) -> Result<Result<i64, i64>, crate::db::WriteError> {
+    use rusqlite::OptionalExtension;
+    let window_start = t - 3600;
+    // The cap-th newest slot of this client within the hour, if there is one: reading at most
+    // `cap` index entries, however many the client took. When it leaves the window, the client
+    // is under the cap again.
+    let capped_since: Option<i64> = conn
+        .prepare_cached(
+            "SELECT reserved_at FROM qr_quota WHERE client_key = ? AND reserved_at > ? \
+             ORDER BY reserved_at DESC LIMIT 1 OFFSET ?",
+        )?
+        .query_row(rusqlite::params![key, window_start, cap - 1], |row| {
+            row.get(0)
+        })
+        .optional()?;
+    if let Some(since) = capped_since {
+        return Ok(Err((since - window_start).max(1)));
+    }
+    let slot = conn
+        .prepare_cached(
+            "INSERT INTO qr_quota (client_key, reserved_at) VALUES (?, ?) RETURNING id",
+        )?
+        .query_row(rusqlite::params![key, t], |row| row.get(0))?;
+    Ok(Ok(slot))
 }
 
 /// Moves a scene to a new state after a scan (or a binding). A scene that now needs binding

@@ -1005,3 +1005,24 @@ async fn command_line_grants_revokes_and_lists_while_the_server_runs() {
         ]
     );
 }
+
+#[tokio::test]
+async fn control_characters_in_a_search_are_a_clear_400_for_the_page_and_the_export() {
+    let app = spawn_app().await;
+    let (admin, _) = admin_browser(&app, "admin-nul", "13800000049").await;
+    for path in [
+        "/admin/users?q=%00ab",
+        "/admin/users.csv?q=%00ab",
+        "/admin/users?q=ab%1B",
+    ] {
+        let response = app
+            .get_with_header(&admin, path, ("accept-language", "en"))
+            .await;
+        assert_eq!(response.status(), 400, "{path}");
+        let html = response.text().await.unwrap();
+        assert!(html.contains("control characters"), "{path}: {html}");
+    }
+    // An ordinary search still works.
+    let ok = app.get(&admin, "/admin/users?q=0049").await;
+    assert_eq!(ok.status(), 200);
+}

@@ -233,3 +233,28 @@ async fn follows_unfollows_and_messages_are_acknowledged() {
         .await;
     assert!(!following);
 }
+
+#[tokio::test]
+async fn the_signature_of_a_url_check_cannot_be_replayed_as_a_post() {
+    let app = spawn_app().await;
+    let (_browser, _, scene) = app.waiting_scene().await;
+    let timestamp = wxlogin::db::now().to_string();
+    let signature = app.sign(&timestamp, "n-get");
+    // The GET's query is what a proxy or an access log keeps.
+    let check = url_check(&app, &signature, &timestamp, "n-get", "echo").await;
+    assert_eq!(check.text().await.unwrap(), "echo");
+
+    let xml = app.scan_xml("o_replayer", wxlogin::db::now(), true, &scene);
+    let replayed = app
+        .post_callback_with(&xml, &signature, &timestamp, "n-get")
+        .await;
+
+    assert_eq!(replayed.status(), 200);
+    assert_eq!(replayed.text().await.unwrap(), "success", "nothing to show");
+    assert_eq!(scene_state(&app, &scene).await, "pending", "no effect");
+    assert_eq!(app.count("login_events").await, 0);
+    // A fresh signature for the same scan works as ever.
+    let fresh = app.post_callback(&xml).await;
+    assert_eq!(fresh.status(), 200);
+    assert_eq!(scene_state(&app, &scene).await, "needs_bind");
+}

@@ -71,6 +71,32 @@ impl TestApp {
             .unwrap()
     }
 
+    /// A new browser as [`Self::browser`], with its cookie jar at hand (to send its cookies on
+    /// a raw connection).
+    pub fn browser_with_jar(&self) -> (reqwest::Client, Arc<reqwest::cookie::Jar>) {
+        let jar = Arc::new(reqwest::cookie::Jar::default());
+        let browser = reqwest::Client::builder()
+            .cookie_provider(jar.clone())
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(10))
+            .build()
+            .unwrap();
+        (browser, jar)
+    }
+
+    /// The `Cookie` header `jar` would send to this app.
+    pub fn cookie_header(&self, jar: &reqwest::cookie::Jar) -> String {
+        use reqwest::cookie::CookieStore;
+        jar.cookies(&self.url("/").parse().unwrap())
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default()
+    }
+
+    /// `host:port` of this app.
+    pub fn host(&self) -> &str {
+        self.address.trim_start_matches("http://")
+    }
+
     /// An absolute URL of this app.
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.address, path)
@@ -481,4 +507,75 @@ impl SseReader {
             self.buffer.push_str(&String::from_utf8_lossy(&chunk));
         }
     }
+}
+
+/// One HTTP/1.1 request as raw bytes, with `Connection: close`. `extra` holds whole header
+/// lines (`"Cookie: a=b"`), `body` a form (sent as `application/x-www-form-urlencoded`).
+pub fn raw_request(method: &str, path: &str, extra: &[String], body: Option<&str>) -> Vec<u8> {
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n");
+    for line in extra {
+        head.push_str(line);
+        head.push_str("\r\n");
+    }
+    if let Some(body) = body {
+        head.push_str("Content-Type: application/x-www-form-urlencoded\r\n");
+        head.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    head.push_str("\r\n");
+    head.push_str(body.unwrap_or(""));
+    head.into_bytes()
+}
+
+/// A response read whole from a raw connection.
+#[derive(Debug)]
+pub struct RawResponse {
+    pub status: u16,
+    /// Status line and headers, header names lowercased.
+    pub head: String,
+    pub body: String,
+}
+
+/// Sends `requests` to `host` the way an attacker racing a limit would: each on its own
+/// connection, written whole but for its last byte, then every last byte at once, so that
+/// the server sees them all complete at the same moment. Returns the responses in order.
+pub async fn release_together(host: &str, requests: Vec<Vec<u8>>) -> Vec<RawResponse> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut streams = Vec::with_capacity(requests.len());
+    for request in &requests {
+        let mut stream = tokio::net::TcpStream::connect(host).await.unwrap();
+        stream.set_nodelay(true).unwrap();
+        stream
+            .write_all(&request[..request.len() - 1])
+            .await
+            .unwrap();
+        streams.push(stream);
+    }
+    // Let the server read every head and body but the last byte.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for (stream, request) in streams.iter_mut().zip(&requests) {
+        stream
+            .write_all(&request[request.len() - 1..])
+            .await
+            .unwrap();
+    }
+    let reads = streams.into_iter().map(|mut stream| async move {
+        let mut bytes = Vec::new();
+        tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut bytes))
+            .await
+            .expect("the response arrives in time")
+            .unwrap();
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+        let status = head
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        RawResponse {
+            status,
+            head: head.to_lowercase(),
+            body: body.to_owned(),
+        }
+    });
+    futures::future::join_all(reads).await
 }

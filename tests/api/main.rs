@@ -4,9 +4,12 @@
 mod admin;
 mod binding;
 mod callback;
+mod connections;
+mod hardening;
 mod helpers;
 mod login;
 mod ops;
 mod protocol;
+mod races;
 mod sandbox;
 mod sms;

@@ -240,13 +240,19 @@ async fn the_backup_command_copies_a_running_servers_database() {
 }
 
 /// The real `wxlogin` binary on port 0 with the given database.
-struct Process {
+pub struct Process {
     child: Child,
-    address: String,
+    /// `http://127.0.0.1:<port>`.
+    pub address: String,
 }
 
 impl Process {
     fn start(db: &str) -> Process {
+        Process::start_with(db, &[])
+    }
+
+    /// Starts the binary with settings `env` added to the test defaults.
+    pub fn start_with(db: &str, env: &[(&str, &str)]) -> Process {
         let mut child = Command::new(env!("CARGO_BIN_EXE_wxlogin"))
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
@@ -255,6 +261,7 @@ impl Process {
             .env("WXLOGIN_QR_PER_IP_PER_HOUR", "100000")
             .env("WXLOGIN_SMS_PER_IP_HOUR", "100000")
             .env("RUST_LOG", "warn")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()

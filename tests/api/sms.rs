@@ -493,7 +493,7 @@ async fn tencent_errors_carry_its_code() {
 }
 
 #[tokio::test]
-async fn a_gateway_error_asks_the_person_to_try_again_and_blocks_nothing() {
+async fn a_gateway_error_asks_to_try_again_and_the_send_still_counts() {
     let gateway = FakeGateway::start(
         200,
         r#"{"Response":{"Error":{"Code":"FailedOperation.InsufficientBalanceInSmsPackage","Message":"insufficient balance"},"RequestId":"r"}}"#,
@@ -514,15 +514,45 @@ async fn a_gateway_error_asks_the_person_to_try_again_and_blocks_nothing() {
         !html.contains("InsufficientBalance"),
         "the gateway's code is for the log"
     );
-    assert_eq!(
-        app.count("sms_codes").await,
-        0,
-        "an undelivered code holds nothing up"
+    // The gateway was reached: the code counts like a delivered one (it may have arrived)...
+    assert_eq!(app.count("sms_codes").await, 1);
+    assert!(
+        html.contains(r#"id="verify-form""#),
+        "a code that arrived can be entered"
     );
-    // Trying again goes to the gateway again at once (no resend cooldown for a failed send).
+    // ...so the resend cooldown holds a second try back, without reaching the gateway.
     let again = app.send_code(&browser, &csrf, "13800138005").await;
-    assert_eq!(again.status(), 503);
-    assert_eq!(gateway.requests().len(), 2);
+    assert_eq!(again.status(), 429);
+    assert_eq!(gateway.requests().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn parallel_sends_to_a_failing_gateway_reach_it_only_as_often_as_the_limit_allows() {
+    // A gateway that delivers and then reports failure would make SMS bombing free if failed
+    // sends counted for nothing.
+    let gateway = FakeGateway::start(500, "").await;
+    let app = spawn_app_with(|s: &mut Settings| {
+        s.sms_provider = SmsProvider::Webhook;
+        s.sms.gateway = Gateway::Webhook(webhook_settings(gateway.url.clone()));
+        s.sms.limits.resend_seconds = 0;
+        s.sms.limits.per_phone_hour = 3;
+    })
+    .await;
+    let mut browsers = Vec::new();
+    for i in 0..12 {
+        browsers.push(app.needs_binding(&format!("o_bomb_{i}")).await);
+    }
+
+    let app = &app;
+    let sends = browsers.iter().map(|(browser, csrf)| async move {
+        app.send_code(browser, csrf, "13800138006").await.status()
+    });
+    let statuses = futures::future::join_all(sends).await;
+
+    let with = |code: u16| statuses.iter().filter(|s| s.as_u16() == code).count();
+    assert_eq!((with(503), with(429)), (3, 9), "{statuses:?}");
+    assert_eq!(gateway.requests().len(), 3);
+    assert_eq!(app.count("sms_codes").await, 3);
 }
 
 #[test]

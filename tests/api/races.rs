@@ -1,0 +1,127 @@
+//! Limits under fire: many requests written at once, each complete but for its last byte and
+//! then released together, as an attacker racing a limit sends them. Each limit must hold
+//! however many arrive at the same moment.
+
+use rand::Rng;
+
+use crate::helpers::{RawResponse, raw_request, release_together, spawn_app_with};
+
+const PHONE: &str = "13900000077";
+
+/// A six-digit code other than `code`, different for each `i`.
+fn wrong_code(code: &str, i: u32) -> String {
+    let right: u32 = code.parse().unwrap();
+    format!("{:06}", (right + 1 + i) % 1_000_000)
+}
+
+fn count(responses: &[RawResponse], pick: impl Fn(&RawResponse) -> bool) -> usize {
+    responses.iter().filter(|r| pick(r)).count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_hundred_parallel_guesses_get_no_more_comparisons_than_the_limit() {
+    let max_attempts = 5;
+    for round in 0..4 {
+        let app = spawn_app_with(|s| s.sms.limits.max_attempts = max_attempts).await;
+        let (browser, jar) = app.browser_with_jar();
+        let page = app.open_login(&browser).await;
+        app.scan(&page.ticket, &format!("o_race_{round}")).await;
+        let csrf = app.csrf(&browser, "/bind").await;
+        assert_eq!(app.send_code(&browser, &csrf, PHONE).await.status(), 303);
+        let code = app.sms_code(PHONE).await.unwrap();
+        let cookie = format!("Cookie: {}", app.cookie_header(&jar));
+        let right_at = rand::thread_rng().gen_range(0..=100);
+        let requests = (0..=100u32)
+            .map(|i| {
+                let guess = if i == right_at {
+                    code.clone()
+                } else {
+                    wrong_code(&code, i)
+                };
+                let body = format!("csrf={csrf}&code={guess}");
+                let headers = [cookie.clone(), "Accept-Language: en".to_owned()];
+                raw_request("POST", "/bind/verify", &headers, Some(&body))
+            })
+            .collect();
+
+        let responses = release_together(app.host(), requests).await;
+
+        // Every answer says what its comparison found, or that none was made (a dead code).
+        let accepted = count(&responses, |r| {
+            r.status == 303 && r.head.contains("location: /login/complete")
+        });
+        let wrong = count(&responses, |r| {
+            r.status == 400
+                && (r.body.contains("tries left") || r.body.contains("that was the last try"))
+        });
+        let not_compared = count(&responses, |r| {
+            r.status == 400
+                && r.body.contains("no longer valid")
+                && !r.body.contains("that was the last try")
+        });
+        assert_eq!(
+            accepted + wrong + not_compared,
+            101,
+            "round {round}: every answer is one of the three: {:?}",
+            responses.iter().map(|r| r.status).collect::<Vec<_>>()
+        );
+        assert!(
+            accepted + wrong <= max_attempts as usize,
+            "round {round}: {accepted} accepted + {wrong} wrong = more comparisons than {max_attempts}"
+        );
+        let attempts: i64 = app.select("SELECT attempts FROM sms_codes").await;
+        assert!(
+            attempts <= max_attempts,
+            "round {round}: {attempts} tries counted"
+        );
+        assert_eq!(app.count("users").await, accepted as i64, "round {round}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fifty_parallel_first_visits_from_one_address_make_exactly_the_cap_of_codes() {
+    let app = spawn_app_with(|s| s.ops.qr_per_ip_per_hour = 5).await;
+    let requests = (0..50)
+        .map(|_| raw_request("GET", "/login", &[], None))
+        .collect();
+
+    let responses = release_together(app.host(), requests).await;
+
+    assert_eq!(count(&responses, |r| r.status == 200), 5);
+    assert_eq!(count(&responses, |r| r.status == 429), 45);
+    assert_eq!(
+        app.count("sandbox_tickets").await,
+        5,
+        "QR codes made at WeChat"
+    );
+    assert_eq!(app.count("login_scenes").await, 5);
+    // A refused visitor costs nothing to keep: no cookie, no stored session.
+    for refused in responses.iter().filter(|r| r.status == 429) {
+        assert!(!refused.head.contains("set-cookie"), "{}", refused.head);
+        assert!(refused.head.contains("retry-after"));
+    }
+    assert_eq!(app.count("tower_sessions").await, 5);
+}
+
+#[tokio::test]
+async fn a_code_wechat_failed_to_make_gives_its_slot_back() {
+    let app = spawn_app_with(|s| s.ops.qr_per_ip_per_hour = 2).await;
+    // The first code takes one of the two slots (and fetches the access token).
+    app.open_login(&app.browser()).await;
+    let faults = serde_json::json!({ "errcode": 45009, "times": 1 });
+    assert_eq!(
+        app.post_json("/sandbox/api/faults", &faults).await.status(),
+        200
+    );
+
+    let failed = app.get(&app.browser(), "/login").await;
+    assert_eq!(failed.status(), 503);
+    assert!(failed.headers().get("set-cookie").is_none());
+
+    // The second slot of the hour is still there.
+    let page = app.open_login(&app.browser()).await;
+    assert!(page.html.contains("<svg"));
+    let capped = app.get(&app.browser(), "/login").await;
+    assert_eq!(capped.status(), 429);
+    assert_eq!(app.count("tower_sessions").await, 2);
+}
