@@ -1,5 +1,5 @@
-//! One error type for every handler: server faults are logged with their cause and shown as a
-//! plain page that reveals nothing internal.
+//! One error type for every handler: server faults are logged with their cause (by the
+//! middleware that draws error pages) and shown as a plain page that reveals nothing internal.
 
 use axum::{
     extract::Request,
@@ -30,21 +30,15 @@ pub enum AppError {
         retry_after: i64,
     },
     /// 503: WeChat (or another upstream) failed; the cause is logged, not shown.
-    #[error("upstream unavailable: {0}")]
-    Unavailable(String),
+    #[error("upstream unavailable: {0:#}")]
+    Unavailable(#[source] anyhow::Error),
     /// 500: a fault of ours; the cause is logged, not shown.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
 
-impl From<sqlx::Error> for AppError {
-    fn from(e: sqlx::Error) -> Self {
-        AppError::Internal(e.into())
-    }
-}
-
-impl From<crate::db::WriteError> for AppError {
-    fn from(e: crate::db::WriteError) -> Self {
+impl From<crate::store::StoreError> for AppError {
+    fn from(e: crate::store::StoreError) -> Self {
         AppError::Internal(e.into())
     }
 }
@@ -63,6 +57,17 @@ struct ErrorPage {
     detail: Option<String>,
     /// Fills the message's `{}`: minutes until a retry.
     minutes: Option<i64>,
+    /// What went wrong on our side or upstream, for the log only.
+    cause: Option<Cause>,
+}
+
+/// The cause of a 5xx, carried from the handler to the middleware that logs it.
+#[derive(Debug, Clone)]
+enum Cause {
+    /// Ours: logged as an error.
+    Internal(std::sync::Arc<anyhow::Error>),
+    /// Upstream's: logged as a warning.
+    Upstream(std::sync::Arc<anyhow::Error>),
 }
 
 impl IntoResponse for AppError {
@@ -72,19 +77,15 @@ impl IntoResponse for AppError {
             AppError::Forbidden => (StatusCode::FORBIDDEN, |t| t.error_forbidden),
             AppError::NotFound => (StatusCode::NOT_FOUND, |t| t.error_not_found),
             AppError::TooMany { .. } => (StatusCode::TOO_MANY_REQUESTS, |t| t.error_too_many),
-            AppError::Unavailable(cause) => {
-                tracing::warn!(%cause, "upstream unavailable");
-                (StatusCode::SERVICE_UNAVAILABLE, |t| t.error_unavailable)
-            }
-            AppError::Internal(cause) => {
-                tracing::error!(error = ?cause, "internal error");
-                (StatusCode::INTERNAL_SERVER_ERROR, |t| t.error_internal)
-            }
+            AppError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, |t| t.error_unavailable),
+            AppError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, |t| t.error_internal),
         };
-        let (detail, minutes) = match self {
-            AppError::BadRequest(detail) => (Some(detail), None),
-            AppError::TooMany { retry_after } => (None, Some((retry_after + 59) / 60)),
-            _ => (None, None),
+        let (detail, minutes, cause) = match self {
+            AppError::BadRequest(detail) => (Some(detail), None, None),
+            AppError::TooMany { retry_after } => (None, Some((retry_after + 59) / 60), None),
+            AppError::Unavailable(e) => (None, None, Some(Cause::Upstream(e.into()))),
+            AppError::Internal(e) => (None, None, Some(Cause::Internal(e.into()))),
+            AppError::Forbidden | AppError::NotFound => (None, None, None),
         };
         let mut response = status.into_response();
         if let Some(minutes) = minutes
@@ -96,17 +97,26 @@ impl IntoResponse for AppError {
             message,
             detail,
             minutes,
+            cause,
         });
         response
     }
 }
 
-/// Middleware: draws the page of an [`AppError`] in the request's language.
+/// Middleware: logs the cause of an [`AppError`] (inside the request's span, with its id) and
+/// draws its page in the request's language.
 pub async fn render_error_pages(lang: Lang, request: Request, next: Next) -> Response {
     let response = next.run(request).await;
     let Some(error) = response.extensions().get::<ErrorPage>().cloned() else {
         return response;
     };
+    match &error.cause {
+        Some(Cause::Internal(cause)) => tracing::error!(error = ?cause, "internal error"),
+        Some(Cause::Upstream(cause)) => {
+            tracing::warn!(cause = %format!("{cause:#}"), "upstream unavailable")
+        }
+        None => {}
+    }
     let t = lang.text();
     let body = view! {
         <h1>{t.error_title}</h1>

@@ -57,8 +57,8 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Backup { file } => {
-            let db = wxlogin::db::connect(&settings.database_url).await?;
-            match wxlogin::db::backup(&db, &file).await {
+            let store = wxlogin::store::Store::open(&settings.database_url).await?;
+            match store.ops.backup(&file).await {
                 Ok(bytes) => {
                     println!("wrote {} ({bytes} bytes)", file.display());
                     Ok(())

@@ -5,13 +5,14 @@ use axum::{extract::FromRequestParts, http::request::Parts};
 use subtle::ConstantTimeEq;
 use tower_sessions::Session;
 
-use crate::{db::random_hex, error::AppError};
+use crate::{error::AppError, util::random_hex};
 
 const BROWSER_KEY: &str = "browser_key";
 const USER_ID: &str = "user_id";
 const EPOCH: &str = "session_epoch";
 const NEXT: &str = "next";
 const CSRF: &str = "csrf";
+const BIND_PHONE: &str = "bind_phone";
 
 /// The session of the browser making the request.
 pub struct WebSession(Session);
@@ -89,6 +90,23 @@ impl WebSession {
         Ok(stored
             .and_then(|s| SafePath::parse(&s))
             .unwrap_or_else(SafePath::home))
+    }
+
+    /// The phone (national form) a binding in progress sent a code to.
+    pub async fn bind_phone(&self) -> Result<Option<String>, AppError> {
+        Ok(self.0.get(BIND_PHONE).await?)
+    }
+
+    /// Remembers the phone a code was sent to, for the code step.
+    pub async fn set_bind_phone(&self, national: &str) -> Result<(), AppError> {
+        self.0.insert(BIND_PHONE, national).await?;
+        Ok(())
+    }
+
+    /// Forgets the binding's phone (done, or the person wants another number).
+    pub async fn clear_bind_phone(&self) -> Result<(), AppError> {
+        self.0.remove_value(BIND_PHONE).await?;
+        Ok(())
     }
 
     /// The token that every state-changing form of this session must carry.

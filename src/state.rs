@@ -1,13 +1,11 @@
-//! What every handler can reach: settings, the database, the WeChat client, the live hub.
+//! What every handler can reach: settings, the store, the WeChat client, the live updates.
 
 use std::sync::Arc;
 
-use axum::extract::FromRef;
-use sqlx::SqlitePool;
 use url::Url;
 
 use crate::{
-    binding::sms::SmsSender, config::Settings, login::hub::Hub, metrics::Metrics, sandbox::Sandbox,
+    binding::sms::SmsSender, config::Settings, live::Live, metrics::Metrics, sandbox::Sandbox,
     wechat::client::WechatClient,
 };
 
@@ -18,20 +16,13 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     /// The base URL browsers and WeChat use to reach this site.
     pub public_url: Url,
-    /// SQLite.
-    pub db: SqlitePool,
-    /// Read-only connections for the admin area's reports (memory-mapped).
-    pub reports: SqlitePool,
-    /// The writer thread for callbacks and new scenes (group commit).
-    pub writer: crate::db::Writer,
-    /// The WAL checkpoint thread, which ends with the last clone of this state.
-    pub checkpointer: Arc<crate::db::Checkpointer>,
+    /// Where everything is kept.
+    pub store: crate::store::Store,
     /// WeChat API client (the sandbox's in sandbox mode).
     pub wechat: Arc<WechatClient>,
-    /// Pushes scene changes to waiting browsers.
-    pub hub: Hub,
-    /// Tells the admin dashboards that a login event was recorded.
-    pub login_feed: crate::admin::live::LoginFeed,
+    /// Wakes waiting browsers and admin dashboards after a commit; ends their streams at
+    /// shutdown.
+    pub live: Live,
     /// Sends SMS codes.
     pub sms: Arc<dyn SmsSender>,
     /// Key for the keyed hash of SMS codes.
@@ -47,11 +38,5 @@ impl AppState {
     pub fn url(&self, path: &str) -> String {
         let base = self.public_url.as_str().trim_end_matches('/');
         format!("{base}{path}")
-    }
-}
-
-impl FromRef<AppState> for SqlitePool {
-    fn from_ref(state: &AppState) -> Self {
-        state.db.clone()
     }
 }

@@ -8,12 +8,11 @@
 use std::io::Write;
 
 use clap::Subcommand;
-use sqlx::SqlitePool;
 
 use crate::{
-    admin::audit::{self, Action},
+    admin::audit::Action,
     binding::phone::Phone,
-    db,
+    store::{Store, StoreError},
 };
 
 /// `wxlogin admin <command>`.
@@ -44,7 +43,7 @@ pub enum CliError {
     UnknownPhone(String),
     /// The database failed.
     #[error(transparent)]
-    Database(#[from] sqlx::Error),
+    Database(#[from] StoreError),
     /// Writing the answer failed.
     #[error(transparent)]
     Io(#[from] std::io::Error),
@@ -57,15 +56,13 @@ pub async fn run(
     command: AdminCommand,
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
-    let db = db::connect(database_url).await?;
-    let result = execute(&db, command, out).await;
-    db.close().await;
-    Ok(result?)
+    let store = Store::open(database_url).await?;
+    Ok(execute(&store, command, out).await?)
 }
 
-/// Runs `command` on `db`.
+/// Runs `command` on `store`.
 pub async fn execute(
-    db: &SqlitePool,
+    db: &Store,
     command: AdminCommand,
     out: &mut impl Write,
 ) -> Result<(), CliError> {
@@ -77,28 +74,26 @@ pub async fn execute(
 }
 
 async fn set_admin(
-    db: &SqlitePool,
+    store: &Store,
     raw_phone: &str,
     action: Action,
     out: &mut impl Write,
 ) -> Result<(), CliError> {
     let phone = Phone::parse(raw_phone).ok_or_else(|| CliError::BadPhone(raw_phone.to_owned()))?;
-    let mut tx = db.begin().await?;
-    // A write first: it takes the database's write lock, so the server can't change the row
-    // between this look-up and the change.
-    let user: Option<(i64, bool)> =
-        sqlx::query_as("UPDATE users SET id = id WHERE phone = ? RETURNING id, disabled")
-            .bind(phone.e164())
-            .fetch_optional(&mut *tx)
-            .await?;
-    let Some((id, disabled)) = user else {
-        return Err(CliError::UnknownPhone(phone.e164().to_owned()));
-    };
-    let changed = action.apply(&mut tx, id).await?.is_some();
-    if changed {
-        audit::record(&mut tx, None, id, action, Some("command line")).await?;
-    }
-    tx.commit().await?;
+    let unknown = || CliError::UnknownPhone(phone.e164().to_owned());
+    let (id, _) = store
+        .admin
+        .user_by_phone(phone.e164())
+        .await?
+        .ok_or_else(unknown)?;
+    // The change and its audit row are one transaction, which also sees whether the user
+    // is still there.
+    let done = store
+        .admin
+        .act(None, id, action, Some("command line"))
+        .await?
+        .ok_or_else(unknown)?;
+    let (changed, disabled) = (done.changed, done.disabled);
     let who = format!("{} (user {id})", phone.e164());
     match (action, changed) {
         (Action::GrantAdmin, true) => writeln!(out, "{who} is now an administrator")?,
@@ -115,14 +110,8 @@ async fn set_admin(
     Ok(())
 }
 
-async fn list(db: &SqlitePool, out: &mut impl Write) -> Result<(), CliError> {
-    // id, phone, openid, disabled, last login
-    type Row = (i64, String, Option<String>, bool, Option<i64>);
-    let admins: Vec<Row> = sqlx::query_as(
-        "SELECT id, phone, openid, disabled, last_login_at FROM users WHERE is_admin = 1 ORDER BY id",
-    )
-    .fetch_all(db)
-    .await?;
+async fn list(store: &Store, out: &mut impl Write) -> Result<(), CliError> {
+    let admins = store.admin.admins().await?;
     if admins.is_empty() {
         writeln!(
             out,
@@ -135,7 +124,10 @@ async fn list(db: &SqlitePool, out: &mut impl Write) -> Result<(), CliError> {
         "{:>8}  {:<15}  {:<8}  last login (UTC+8)",
         "id", "phone", "state"
     )?;
-    for (id, phone, openid, disabled, last_login) in admins {
+    for admin in admins {
+        let (id, phone, disabled, last_login) =
+            (admin.id, admin.phone, admin.disabled, admin.last_login_at);
+        let openid = admin.openid;
         let state = match (disabled, openid.is_some()) {
             (true, _) => "disabled",
             (false, false) => "unbound",

@@ -1,19 +1,17 @@
 //! `GET /admin`: totals, new bindings and logins per day for the last 30 days (an SVG chart
 //! drawn here), and the latest scans, which `public/app.js` keeps live from `/admin/events`.
 
-use std::collections::HashMap;
-
 use axum::{extract::State, response::Html};
 use leptos::prelude::*;
-use sqlx::{FromRow, SqlitePool};
 
 use crate::{
     admin::{Section, day_label, escape, format_timestamp, guard::AdminUser, local_day},
     client_info::describe_user_agent,
-    db::now,
     error::AppResult,
     state::AppState,
+    store::{Dashboard, LoginRow, Outcome},
     ui::{Lang, Text, mask_phone},
+    util::now,
 };
 
 /// Days shown in the chart.
@@ -32,32 +30,18 @@ pub async fn page(
     let first_day = today - (DAYS - 1);
     // The first second of `first_day` in UTC+8.
     let since = first_day * 86_400 - super::UTC_OFFSET_SECONDS;
-    let db = &state.reports;
-    // Independent reads, each on its own pooled connection: the page waits for the slowest
-    // (counting followers, about 25 ms with 100,000 users), not for their sum.
-    let (users, disabled, following, bindings, logins, latest) = tokio::try_join!(
-        count(db, "SELECT COUNT(*) FROM users"),
-        // Answered from the small partial index of disabled users.
-        count(db, "SELECT COUNT(*) FROM users WHERE disabled = 1"),
-        count(
-            db,
-            "SELECT COUNT(*) FROM users u JOIN followers f ON f.openid = u.openid \
-             WHERE f.following = 1",
-        ),
-        per_day(
-            db,
-            "SELECT (bound_at + ?1) / 86400 AS day, COUNT(*) FROM users \
-             WHERE bound_at >= ?2 GROUP BY day",
-            since,
-        ),
-        per_day(
-            db,
-            "SELECT (at + ?1) / 86400 AS day, COUNT(*) FROM login_events \
-             WHERE outcome = 'logged_in' AND at >= ?2 GROUP BY day",
-            since,
-        ),
-        latest_logins(db, LATEST),
-    )?;
+    let Dashboard {
+        users,
+        disabled,
+        following,
+        bindings,
+        logins,
+        latest,
+    } = state
+        .store
+        .admin
+        .dashboard(since, super::UTC_OFFSET_SECONDS, LATEST)
+        .await?;
     let series: Vec<DayCount> = (first_day..=today)
         .map(|day| DayCount {
             day,
@@ -106,24 +90,6 @@ pub async fn page(
         true,
         body,
     ))
-}
-
-async fn count(db: &SqlitePool, sql: &'static str) -> sqlx::Result<i64> {
-    sqlx::query_scalar(sql).fetch_one(db).await
-}
-
-/// Counts per day (UTC+8) since `since`: `sql` groups by day, given the offset and `since`.
-async fn per_day(
-    db: &SqlitePool,
-    sql: &'static str,
-    since: i64,
-) -> sqlx::Result<HashMap<i64, i64>> {
-    let rows: Vec<(i64, i64)> = sqlx::query_as(sql)
-        .bind(super::UTC_OFFSET_SECONDS)
-        .bind(since)
-        .fetch_all(db)
-        .await?;
-    Ok(rows.into_iter().collect())
 }
 
 /// One day of the chart.
@@ -199,57 +165,12 @@ fn chart_svg(series: &[DayCount], t: &Text) -> String {
     svg
 }
 
-/// A login event with the phone of its user, as the dashboard lists it.
-#[derive(Debug, Clone, FromRow)]
-pub struct LoginRow {
-    /// `login_events.id`.
-    pub id: i64,
-    /// The user, once bound.
-    pub user_id: Option<i64>,
-    /// The user's phone (E.164).
-    pub phone: Option<String>,
-    /// The scanning WeChat.
-    pub openid: String,
-    /// `logged_in`, `needs_bind` or `disabled`.
-    pub outcome: String,
-    /// Where the login page was opened.
-    pub client_ip: Option<String>,
-    /// Its browser.
-    pub user_agent: Option<String>,
-    /// When.
-    pub at: i64,
-}
-
-const LOGIN_COLUMNS: &str = "e.id, e.user_id, u.phone, e.openid, e.outcome, e.client_ip, e.user_agent, e.at \
-     FROM login_events e LEFT JOIN users u ON u.id = e.user_id";
-
-/// The newest `limit` login events, newest first.
-pub async fn latest_logins(db: &SqlitePool, limit: i64) -> sqlx::Result<Vec<LoginRow>> {
-    sqlx::query_as(&format!(
-        "SELECT {LOGIN_COLUMNS} ORDER BY e.id DESC LIMIT ?"
-    ))
-    .bind(limit)
-    .fetch_all(db)
-    .await
-}
-
-/// Login events with an id above `after`, oldest first (at most `limit`).
-pub async fn logins_after(db: &SqlitePool, after: i64, limit: i64) -> sqlx::Result<Vec<LoginRow>> {
-    sqlx::query_as(&format!(
-        "SELECT {LOGIN_COLUMNS} WHERE e.id > ? ORDER BY e.id LIMIT ?"
-    ))
-    .bind(after)
-    .bind(limit)
-    .fetch_all(db)
-    .await
-}
-
 /// The label of a login outcome.
-pub fn outcome_label(outcome: &str, t: &Text) -> &'static str {
+pub fn outcome_label(outcome: Outcome, t: &Text) -> &'static str {
     match outcome {
-        "logged_in" => t.admin_outcome_logged_in,
-        "needs_bind" => t.admin_outcome_needs_bind,
-        _ => t.admin_outcome_disabled,
+        Outcome::LoggedIn => t.admin_outcome_logged_in,
+        Outcome::NeedsBind => t.admin_outcome_needs_bind,
+        Outcome::Disabled => t.admin_outcome_disabled,
     }
 }
 
@@ -274,7 +195,7 @@ pub fn login_item(row: &LoginRow, lang: Lang) -> impl IntoView + 'static {
             " "
             {who}
             " "
-            <span class=format!("outcome outcome-{}", row.outcome)>{outcome_label(&row.outcome, t)}</span>
+            <span class=format!("outcome outcome-{}", row.outcome.as_str())>{outcome_label(row.outcome, t)}</span>
             " "
             <span class="muted">{place}</span>
         </li>

@@ -9,24 +9,19 @@ use axum::{
 };
 use leptos::prelude::*;
 use serde::Deserialize;
-use sqlx::{FromRow, SqlitePool};
 
 use crate::{
     admin::{
-        Section,
-        audit::{self, Action},
-        bad_query,
-        dashboard::outcome_label,
-        format_time, format_timestamp,
-        guard::AdminUser,
-        parse_query, user_id,
+        Section, audit::Action, bad_query, dashboard::outcome_label, format_time, format_timestamp,
+        guard::AdminUser, parse_query, user_id,
     },
     client_info::describe_user_agent,
     error::{AppError, AppResult},
     session::WebSession,
     state::AppState,
+    store::{AuditEntry, HistoryRow},
     ui::{Lang, Text, csrf_field, fill, mask_phone},
-    users::{self, User},
+    users::User,
 };
 
 /// Login history rows per page.
@@ -65,36 +60,24 @@ impl Before {
     }
 }
 
-/// One login event of the history.
-#[derive(Debug, Clone, FromRow)]
-struct HistoryRow {
-    id: i64,
-    outcome: String,
-    client_ip: Option<String>,
-    user_agent: Option<String>,
-    at: i64,
-}
-
 /// The user's login history: their events, and the scans their current WeChat made before it
 /// was bound (`needs_bind`, no user yet), newest first.
 async fn history(
-    db: &SqlitePool,
+    state: &AppState,
     user: &User,
     before: Option<Before>,
-) -> sqlx::Result<(Vec<HistoryRow>, Option<Before>)> {
-    let (at, id) = before.map(|b| (b.at, b.id)).unwrap_or((i64::MAX, i64::MAX));
-    let mut rows: Vec<HistoryRow> = sqlx::query_as(
-        "SELECT id, outcome, client_ip, user_agent, at FROM login_events \
-         WHERE (user_id = ?1 OR (user_id IS NULL AND openid = ?2)) AND (at, id) < (?3, ?4) \
-         ORDER BY at DESC, id DESC LIMIT ?5",
-    )
-    .bind(user.id)
-    .bind(&user.openid)
-    .bind(at)
-    .bind(id)
-    .bind((HISTORY_PAGE + 1) as i64)
-    .fetch_all(db)
-    .await?;
+) -> AppResult<(Vec<HistoryRow>, Option<Before>)> {
+    let before = before.map(|b| (b.at, b.id)).unwrap_or((i64::MAX, i64::MAX));
+    let mut rows = state
+        .store
+        .admin
+        .history(
+            user.id,
+            user.openid.as_deref(),
+            before,
+            (HISTORY_PAGE + 1) as i64,
+        )
+        .await?;
     let next = (rows.len() > HISTORY_PAGE).then(|| {
         rows.truncate(HISTORY_PAGE);
         let last = &rows[HISTORY_PAGE - 1];
@@ -104,18 +87,6 @@ async fn history(
         }
     });
     Ok((rows, next))
-}
-
-async fn following(db: &SqlitePool, openid: Option<&str>) -> sqlx::Result<bool> {
-    let Some(openid) = openid else {
-        return Ok(false);
-    };
-    let following: Option<bool> =
-        sqlx::query_scalar("SELECT following FROM followers WHERE openid = ?")
-            .bind(openid)
-            .fetch_optional(db)
-            .await?;
-    Ok(following.unwrap_or(false))
 }
 
 /// `GET /admin/users/{id}`.
@@ -136,12 +107,19 @@ pub async fn page(
         .filter(|b| !b.is_empty())
         .map(|b| Before::parse(lang, b))
         .transpose()?;
-    let user = users::by_id(&state.db, id)
+    let admin_store = &state.store.admin;
+    let user = state
+        .store
+        .users
+        .by_id(id)
         .await?
         .ok_or(AppError::NotFound)?;
-    let following = following(&state.db, user.openid.as_deref()).await?;
-    let (events, older) = history(&state.db, &user, before).await?;
-    let audit = audit::for_user(&state.db, id, AUDIT_LIMIT).await?;
+    let following = match user.openid.as_deref() {
+        Some(openid) => admin_store.following(openid).await?,
+        None => false,
+    };
+    let (events, older) = history(&state, &user, before).await?;
+    let audit = admin_store.audit_log(id, AUDIT_LIMIT).await?;
     let csrf = session.csrf_token().await?;
     let is_self = user.id == admin.id;
 
@@ -205,7 +183,7 @@ pub async fn page(
                             {describe_user_agent(e.user_agent.as_deref().unwrap_or(""))
                                 .unwrap_or_else(|| "?".into())}
                         </td>
-                        <td class=format!("outcome outcome-{}", e.outcome)>{outcome_label(&e.outcome, t)}</td>
+                        <td class=format!("outcome outcome-{}", e.outcome.as_str())>{outcome_label(e.outcome, t)}</td>
                     </tr>
                 }
             })
@@ -277,7 +255,7 @@ fn yes_no(value: bool, t: &Text) -> &'static str {
     if value { t.admin_yes } else { t.admin_no }
 }
 
-fn audit_row(entry: audit::Entry, t: &'static Text) -> impl IntoView + 'static {
+fn audit_row(entry: AuditEntry, t: &'static Text) -> impl IntoView + 'static {
     let actor = match (entry.actor_user_id, entry.actor_phone) {
         (Some(id), Some(phone)) => {
             view! { <a href=format!("/admin/users/{id}")>{mask_phone(&phone)}</a> }.into_any()
@@ -322,28 +300,19 @@ pub async fn act(
     if id == admin.id {
         return Err(AppError::BadRequest(lang.text().admin_err_self.to_owned()));
     }
-    let mut tx = state.db.begin().await?;
-    // Take the write lock first, so the existence check and the change see one state.
-    let exists = sqlx::query("UPDATE users SET id = id WHERE id = ?")
-        .bind(id)
-        .execute(&mut *tx)
+    let done = state
+        .store
+        .admin
+        .act(Some(admin.id), id, action, None)
         .await?
-        .rows_affected()
-        == 1;
-    if !exists {
-        return Err(AppError::NotFound);
-    }
-    if let Some(detail) = action.apply(&mut tx, id).await? {
-        audit::record(&mut tx, Some(admin.id), id, action, detail.as_deref()).await?;
-        tx.commit().await?;
+        .ok_or(AppError::NotFound)?;
+    if done.changed {
         tracing::info!(
             admin = admin.id,
             user_id = id,
             action = action.code(),
             "admin action"
         );
-    } else {
-        tx.rollback().await?;
     }
     Ok(Redirect::to(&format!("/admin/users/{id}")))
 }

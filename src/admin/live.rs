@@ -1,8 +1,7 @@
 //! The dashboard's live list of scans: `GET /admin/events` (server-sent events).
 //!
-//! [`LoginFeed`] is a broadcast that says "a login event was recorded", sent after the
-//! transaction that wrote the row commits. The database stays the source of truth:
-//! a stream only uses the broadcast to wake up and then reads every `login_events` row after the
+//! [`crate::live::feed::LoginFeed`] says "a login event was recorded" after its commit. The
+//! database stays the source of truth: a stream only uses the notice to wake up and then reads every `login_events` row after the
 //! last one it sent. So a lagging receiver, a missed publish or a reconnect (`Last-Event-ID`)
 //! loses nothing, and a stream also wakes on its own every few seconds to catch rows written by
 //! another process on the same database.
@@ -15,57 +14,20 @@ use axum::{
     response::{Response, sse::Event},
 };
 use serde::Deserialize;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 
 use crate::{
     admin::{dashboard, guard::AdminUser, parse_query},
     error::AppResult,
-    login::hub,
-    sse::{self, Outbox},
+    live::sse::{self, Outbox},
     state::AppState,
     ui::{self, Lang},
 };
 
-/// How many recorded-login notices a slow stream may fall behind before it skips to reading the
-/// database (which it does anyway).
-const CAPACITY: usize = 256;
 /// A stream looks at the database at least this often, even without a notice.
 const POLL: Duration = Duration::from_secs(3);
 /// Rows sent per database read.
 const BATCH: i64 = 50;
-// The hub key whose subscription only serves to learn about shutdown; browser keys are 32 hex
-// characters, so this can't be one.
-const SHUTDOWN_KEY: &str = "admin:live";
-
-/// Announces recorded login events to the dashboards' streams. Cloning shares the channel.
-#[derive(Clone)]
-pub struct LoginFeed {
-    sender: broadcast::Sender<()>,
-}
-
-impl Default for LoginFeed {
-    fn default() -> Self {
-        LoginFeed {
-            sender: broadcast::channel(CAPACITY).0,
-        }
-    }
-}
-
-impl LoginFeed {
-    /// Tells the streams that a `login_events` row was committed. Call it after the commit: a
-    /// stream woken earlier would not see the row yet. A woken stream sends every row after the
-    /// last one it sent.
-    pub fn publish(&self) {
-        // No receivers (no dashboard open) is fine.
-        let _ = self.sender.send(());
-    }
-
-    /// A receiver of the notices published from now on.
-    pub fn subscribe(&self) -> broadcast::Receiver<()> {
-        self.sender.subscribe()
-    }
-}
-
 /// `?after=` of the event stream.
 #[derive(Debug, Deserialize)]
 struct EventsQuery {
@@ -89,16 +51,13 @@ pub async fn events(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<i64>().ok());
     // Subscribe before reading the newest id, so nothing falls between the two.
-    let feed = state.login_feed.subscribe();
+    let feed = state.live.watch_logins();
     let last_id = match resume.or(query.after) {
         Some(id) => id,
-        None => sqlx::query_scalar::<_, Option<i64>>("SELECT MAX(id) FROM login_events")
-            .fetch_one(&state.db)
-            .await?
-            .unwrap_or(0),
+        None => state.store.admin.newest_login_id().await?,
     };
     let stream = LiveLogins {
-        shutdown: state.hub.subscribe(SHUTDOWN_KEY),
+        stopping: state.live.stopping(),
         state,
         admin_id: admin.id,
         lang,
@@ -124,7 +83,7 @@ struct LiveLogins {
     /// The newest row id sent (or already on the page).
     last_id: i64,
     feed: broadcast::Receiver<()>,
-    shutdown: hub::Subscription,
+    stopping: watch::Receiver<bool>,
     outbox: Outbox,
 }
 
@@ -139,17 +98,12 @@ impl sse::Source for LiveLogins {
     async fn step(&mut self) -> AppResult<()> {
         // Whoever lost the admin right (or was disabled, or unbound) meanwhile stops seeing
         // logins at once, not at their next page load.
-        let still_admin: Option<bool> = sqlx::query_scalar(
-            "SELECT is_admin = 1 AND disabled = 0 AND openid IS NOT NULL FROM users WHERE id = ?",
-        )
-        .bind(self.admin_id)
-        .fetch_optional(&self.state.db)
-        .await?;
-        if still_admin != Some(true) {
+        let admin = &self.state.store.admin;
+        if !admin.still_admin(self.admin_id).await? {
             self.outbox.end();
             return Ok(());
         }
-        let rows = dashboard::logins_after(&self.state.db, self.last_id, BATCH).await?;
+        let rows = admin.logins_after(self.last_id, BATCH).await?;
         if !rows.is_empty() {
             for row in rows {
                 self.last_id = row.id;
@@ -163,7 +117,7 @@ impl sse::Source for LiveLogins {
             }
             return Ok(());
         }
-        let shutdown = &mut self.shutdown.shutdown;
+        let stopping = &mut self.stopping;
         let woke = tokio::select! {
             notice = self.feed.recv() => match notice {
                 // Only at shutdown; polling carries on meanwhile.
@@ -172,7 +126,7 @@ impl sse::Source for LiveLogins {
                 _ => Wake::Read,
             },
             _ = tokio::time::sleep(POLL) => Wake::Read,
-            _ = shutdown.wait_for(|down| *down) => Wake::Shutdown,
+            _ = stopping.wait_for(|down| *down) => Wake::Shutdown,
         };
         match woke {
             Wake::Read => {}

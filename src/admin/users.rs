@@ -15,16 +15,16 @@ use axum::{
     http::header,
     response::{Html, IntoResponse, Response},
 };
-use futures::StreamExt;
 use leptos::prelude::*;
 use serde::Deserialize;
-use sqlx::{FromRow, QueryBuilder, Sqlite, SqlitePool};
 use tokio_stream::wrappers::ReceiverStream;
 
+pub use crate::store::{Cursor, ListQuery, Sort, Tri, UserRow};
 use crate::{
     admin::{Section, bad_query, format_time, format_timestamp, guard::AdminUser, parse_query},
     error::{AppError, AppResult},
     state::AppState,
+    store::Store,
     ui::{Lang, Text, mask_phone},
 };
 
@@ -32,18 +32,6 @@ use crate::{
 pub const PAGE_SIZE: usize = 50;
 /// The longest search accepted.
 const MAX_SEARCH_CHARS: usize = 100;
-
-/// A yes/no filter that may be off.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Tri {
-    /// No filter.
-    #[default]
-    Any,
-    /// Only rows where it holds.
-    Yes,
-    /// Only rows where it doesn't.
-    No,
-}
 
 impl Tri {
     fn parse(lang: Lang, name: &str, raw: Option<&str>) -> AppResult<Tri> {
@@ -67,16 +55,6 @@ impl Tri {
     }
 }
 
-/// The order of the list, newest first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Sort {
-    /// By `users.bound_at`.
-    #[default]
-    Bound,
-    /// By `users.last_login_at`.
-    LastLogin,
-}
-
 impl Sort {
     fn parse(lang: Lang, raw: Option<&str>) -> AppResult<Sort> {
         match raw.map(str::trim) {
@@ -95,23 +73,6 @@ impl Sort {
             Sort::LastLogin => "last_login",
         }
     }
-
-    /// The column sorted on; each has an index on `(column, id)`.
-    fn column(self) -> &'static str {
-        match self {
-            Sort::Bound => "u.bound_at",
-            Sort::LastLogin => "u.last_login_at",
-        }
-    }
-}
-
-/// Where a page starts: after the row with this sort value and id.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Cursor {
-    /// The sort column's value; `None` in the rows that have none (listed last).
-    pub value: Option<i64>,
-    /// The row's id (ties are broken by id, descending).
-    pub id: i64,
 }
 
 impl Cursor {
@@ -153,23 +114,6 @@ struct RawListQuery {
     admin: Option<String>,
     sort: Option<String>,
     after: Option<String>,
-}
-
-/// A parsed users query.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ListQuery {
-    /// Search text, trimmed; `None` when empty.
-    pub q: Option<String>,
-    /// `disabled=`.
-    pub disabled: Tri,
-    /// `following=`.
-    pub following: Tri,
-    /// `admin=`.
-    pub admin: Tri,
-    /// `sort=`.
-    pub sort: Sort,
-    /// `after=`.
-    pub after: Option<Cursor>,
 }
 
 impl ListQuery {
@@ -235,192 +179,6 @@ impl ListQuery {
     }
 }
 
-/// One row of the list.
-#[derive(Debug, Clone, FromRow)]
-pub struct UserRow {
-    /// Row id.
-    pub id: i64,
-    /// E.164.
-    pub phone: String,
-    /// Their WeChat, unless unbound.
-    pub openid: Option<String>,
-    /// Open Platform id, when known.
-    pub unionid: Option<String>,
-    /// Follows the Official Account.
-    pub following: bool,
-    /// May use the admin area.
-    pub is_admin: bool,
-    /// Refused at login.
-    pub disabled: bool,
-    /// When the WeChat was bound.
-    pub bound_at: Option<i64>,
-    /// Last completed login.
-    pub last_login_at: Option<i64>,
-}
-
-impl UserRow {
-    fn cursor(&self, sort: Sort) -> Cursor {
-        Cursor {
-            value: match sort {
-                Sort::Bound => self.bound_at,
-                Sort::LastLogin => self.last_login_at,
-            },
-            id: self.id,
-        }
-    }
-}
-
-/// The two stretches of the list: rows with a sort value (newest first), then rows without one.
-/// Each is one range of the `(column, id)` index, which keeps every page cheap.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Stretch {
-    WithValue,
-    WithoutValue,
-}
-
-/// The SQL of one stretch of `query`, from its cursor on (`limit` rows, or all).
-fn select(
-    query: &ListQuery,
-    stretch: Stretch,
-    limit: Option<usize>,
-) -> QueryBuilder<'static, Sqlite> {
-    let column = query.sort.column();
-    let mut sql = QueryBuilder::new(
-        "SELECT u.id, u.phone, u.openid, u.unionid, \
-         COALESCE((SELECT f.following FROM followers f WHERE f.openid = u.openid), 0) AS following, \
-         u.is_admin, u.disabled, u.bound_at, u.last_login_at FROM users u WHERE ",
-    );
-    match stretch {
-        Stretch::WithValue => sql.push(format_args!("{column} IS NOT NULL")),
-        Stretch::WithoutValue => sql.push(format_args!("{column} IS NULL")),
-    };
-    if let Some(q) = &query.q {
-        // People type phone numbers with spaces or dashes; the stored form has none.
-        let digits: String = q.chars().filter(|c| !matches!(c, ' ' | '-')).collect();
-        if q.chars().count() >= 3 && digits.chars().count() >= 3 {
-            // The trigram index finds substrings of 3 characters or more.
-            let expr = if digits == *q {
-                fts_phrase(q)
-            } else {
-                format!(
-                    "phone : {} OR {{openid unionid}} : {}",
-                    fts_phrase(&digits),
-                    fts_phrase(q)
-                )
-            };
-            sql.push(" AND u.id IN (SELECT rowid FROM users_search WHERE users_search MATCH ")
-                .push_bind(expr)
-                .push(")");
-        } else {
-            // Shorter searches match so many rows that reading in order finds a page at once.
-            sql.push(" AND (u.phone LIKE ")
-                .push_bind(format!("%{}%", escape_like(&digits)))
-                .push(" ESCAPE '\\' OR u.openid LIKE ")
-                .push_bind(format!("%{}%", escape_like(q)))
-                .push(" ESCAPE '\\' OR u.unionid LIKE ")
-                .push_bind(format!("%{}%", escape_like(q)))
-                .push(" ESCAPE '\\')");
-        }
-    }
-    for (column, value) in [("u.disabled", query.disabled), ("u.is_admin", query.admin)] {
-        match value {
-            Tri::Any => {}
-            Tri::Yes => {
-                sql.push(format_args!(" AND {column} = 1"));
-            }
-            Tri::No => {
-                sql.push(format_args!(" AND {column} = 0"));
-            }
-        }
-    }
-    const FOLLOWS: &str =
-        "EXISTS (SELECT 1 FROM followers f WHERE f.openid = u.openid AND f.following = 1)";
-    match query.following {
-        Tri::Any => {}
-        Tri::Yes => {
-            sql.push(format_args!(" AND {FOLLOWS}"));
-        }
-        Tri::No => {
-            sql.push(format_args!(" AND NOT {FOLLOWS}"));
-        }
-    }
-    match (stretch, query.after) {
-        (_, None) => {}
-        (Stretch::WithValue, Some(Cursor { value: Some(v), id })) => {
-            // A row value comparison: SQLite seeks the (column, id) index to the cursor.
-            sql.push(format_args!(" AND ({column}, u.id) < ("))
-                .push_bind(v)
-                .push(", ")
-                .push_bind(id)
-                .push(")");
-        }
-        (Stretch::WithoutValue, Some(Cursor { value: None, id })) => {
-            sql.push(" AND u.id < ").push_bind(id);
-        }
-        // The cursor is in the other stretch: all of this one (with value: already passed,
-        // see `page`; without value: not reached yet).
-        (_, Some(_)) => {}
-    }
-    match stretch {
-        Stretch::WithValue => sql.push(format_args!(" ORDER BY {column} DESC, u.id DESC")),
-        Stretch::WithoutValue => sql.push(" ORDER BY u.id DESC"),
-    };
-    if let Some(limit) = limit {
-        sql.push(format_args!(" LIMIT {limit}"));
-    }
-    sql
-}
-
-/// An FTS5 string: the text in double quotes (doubled inside), every character literal.
-fn fts_phrase(text: &str) -> String {
-    format!("\"{}\"", text.replace('"', "\"\""))
-}
-
-/// `%`, `_` and the escape character itself lose their LIKE meaning.
-fn escape_like(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
-}
-
-/// The stretches a listing from `after` goes through.
-fn stretches(after: Option<Cursor>) -> &'static [Stretch] {
-    match after {
-        Some(Cursor { value: None, .. }) => &[Stretch::WithoutValue],
-        _ => &[Stretch::WithValue, Stretch::WithoutValue],
-    }
-}
-
-/// One page of `query` and the cursor of the next page, if there is one.
-pub async fn page_of(
-    db: &SqlitePool,
-    query: &ListQuery,
-) -> sqlx::Result<(Vec<UserRow>, Option<Cursor>)> {
-    // One row more than a page tells whether there is a next page.
-    let want = PAGE_SIZE + 1;
-    let mut rows: Vec<UserRow> = Vec::with_capacity(want);
-    for &stretch in stretches(query.after) {
-        let more = select(query, stretch, Some(want - rows.len()))
-            .build_query_as::<UserRow>()
-            .fetch_all(db)
-            .await?;
-        rows.extend(more);
-        if rows.len() >= want {
-            break;
-        }
-    }
-    let next = (rows.len() > PAGE_SIZE).then(|| {
-        rows.truncate(PAGE_SIZE);
-        rows[PAGE_SIZE - 1].cursor(query.sort)
-    });
-    Ok((rows, next))
-}
-
 /// `GET /admin/users`.
 pub async fn list(
     AdminUser(_admin): AdminUser,
@@ -430,7 +188,7 @@ pub async fn list(
 ) -> AppResult<Html<String>> {
     let t = lang.text();
     let query = ListQuery::parse(lang, raw.as_deref())?;
-    let (rows, next) = page_of(&state.db, &query).await?;
+    let (rows, next) = state.store.admin.users_page(&query, PAGE_SIZE).await?;
 
     let filters = filter_form(&query, t);
     let export = format!("/admin/users.csv?{}", query.query_string(None));
@@ -580,7 +338,7 @@ pub async fn export(
     tracing::info!(admin = admin.id, "users exported as CSV");
     let (sender, receiver) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
     tokio::spawn(async move {
-        if let Err(e) = write_csv(&state.reports, &query, &sender).await {
+        if let Err(e) = write_csv(&state.store, query, &sender).await {
             tracing::error!(error = %e, "CSV export failed midway");
             // An error ends the body abruptly, so the download is seen to fail rather than
             // look complete.
@@ -605,17 +363,18 @@ pub async fn export(
 
 /// Streams the CSV of `query` into `sender`; stops quietly when the download is abandoned.
 async fn write_csv(
-    db: &SqlitePool,
-    query: &ListQuery,
+    store: &Store,
+    query: ListQuery,
     sender: &tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>,
 ) -> Result<(), AppError> {
+    let (rows_tx, mut rows) = tokio::sync::mpsc::channel(2);
+    let admin = store.admin.clone();
+    tokio::spawn(async move { admin.users_export(query, rows_tx).await });
     let mut chunk = String::with_capacity(CSV_CHUNK + 512);
     chunk.push_str(CSV_HEADER);
-    for &stretch in stretches(None) {
-        let mut sql = select(query, stretch, None);
-        let mut rows = sql.build_query_as::<UserRow>().fetch(db);
-        while let Some(row) = rows.next().await {
-            csv_line(&mut chunk, &row?);
+    while let Some(batch) = rows.recv().await {
+        for row in batch? {
+            csv_line(&mut chunk, &row);
             if chunk.len() >= CSV_CHUNK {
                 let full = std::mem::replace(&mut chunk, String::with_capacity(CSV_CHUNK + 512));
                 if sender.send(Ok(Bytes::from(full))).await.is_err() {
@@ -733,16 +492,6 @@ mod tests {
             }
         }
         assert!(parse(&format!("q={}", "1".repeat(101))).is_err());
-    }
-
-    #[test]
-    fn search_text_is_one_literal_fts_string() {
-        assert_eq!(fts_phrase(r#"a" OR "b"#), r#""a"" OR ""b""#);
-    }
-
-    #[test]
-    fn like_wildcards_are_escaped() {
-        assert_eq!(escape_like(r"5%_\"), r"5\%\_\\");
     }
 
     #[test]

@@ -895,7 +895,7 @@ fn callback_request(
     safe: Option<&crypto::AesKey>,
 ) -> Vec<u8> {
     let timestamp = unix_now().to_string();
-    let nonce = wxlogin::db::random_hex(8);
+    let nonce = wxlogin::util::random_hex(8);
     let xml = message::scan_event_xml(ACCOUNT, openid, unix_now(), true, scene, ticket);
     let sig = signature::sign(&[TOKEN, &timestamp, &nonce]);
     let (query, body) = match safe {
@@ -1166,7 +1166,7 @@ async fn callbacks(
             // and delivery records, follower upsert, scene lookup, reply stored).
             let make: Arc<dyn Fn(usize, usize) -> Vec<u8> + Send + Sync> = Arc::new(move |w, i| {
                 let openid = format!("o_tp_{run}_{w}_{i}");
-                let scene = wxlogin::db::random_hex(20);
+                let scene = wxlogin::util::random_hex(20);
                 callback_request(&host, &openid, &scene, "TICKET", key.as_ref())
             });
             let check: fn(&http::Head, &[u8]) -> bool = if safe {
@@ -1257,7 +1257,7 @@ async fn open_loop_callbacks(
                 let request = callback_request(
                     &host,
                     &format!("o_rate_{run}_{k}"),
-                    &wxlogin::db::random_hex(20),
+                    &wxlogin::util::random_hex(20),
                     "TICKET",
                     key.as_ref(),
                 );

@@ -12,19 +12,19 @@ use axum::{
     http::{StatusCode, header},
     response::{IntoResponse, Response},
 };
-use rusqlite::{Connection, OptionalExtension, params};
 use serde::Deserialize;
 use tracing::Instrument;
 
 use crate::{
     client_info::describe_user_agent,
     config::expose,
-    db::{WriteError, now, random_hex},
     error::{AppError, AppResult},
     login::scene::{self, Outcome, SceneState, Status},
     metrics::Metrics,
     state::AppState,
+    store::{Delivery, Effect, Recorded, ScanFacts, ScanVerdict},
     ui::{Lang, fill},
+    util::{now, random_hex},
     wechat::{
         crypto,
         message::{self, Incoming, Kind},
@@ -103,15 +103,9 @@ pub async fn check(State(state): State<AppState>, RawQuery(q): RawQuery) -> AppR
         verified.nonce.clone(),
     ];
     state
-        .writer
-        .run(move |conn| {
-            conn.prepare_cached(
-                "INSERT INTO callback_requests (signature, timestamp, nonce, reply, received_at) \
-                 VALUES (?, ?, ?, '', ?) ON CONFLICT DO NOTHING",
-            )?
-            .execute(params![triple[0], triple[1], triple[2], now()])?;
-            Ok::<_, WriteError>(())
-        })
+        .store
+        .callbacks
+        .record_url_check(triple, now())
         .await?;
     let echostr = verified.echostr.unwrap_or_default();
     Ok((
@@ -205,39 +199,67 @@ fn delivery_event(kind: &Kind) -> String {
     }
 }
 
+/// What a delivery seen for the first time does.
+fn effect(kind: &Kind) -> Effect {
+    let t = Lang::Zh.text();
+    match kind {
+        Kind::Subscribe { scene: Some(scene) } | Kind::Scan { scene } => Effect::Scan {
+            scene: scene.clone(),
+        },
+        Kind::Subscribe { scene: None } => Effect::Follow {
+            following: true,
+            reply: Some(t.reply_welcome.to_owned()),
+        },
+        Kind::Unsubscribe => Effect::Follow {
+            following: false,
+            reply: None,
+        },
+        Kind::Text { .. } => Effect::Reply(Some(t.reply_help.to_owned())),
+        Kind::Other { .. } => Effect::Reply(None),
+    }
+}
+
 /// Applies a verified delivery once and returns the text to show the person in WeChat.
 ///
-/// The work happens in the callback writer's transaction ([`crate::db::Writer`]); the browser is
-/// woken only after it has committed.
+/// The work happens in one store transaction; the browser is woken only after it has
+/// committed.
 pub async fn handle(
     state: &AppState,
     request: &Verified,
     incoming: &Incoming,
 ) -> AppResult<Option<String>> {
-    let key = [
-        request.signature.clone(),
-        request.timestamp.clone(),
-        request.nonce.clone(),
-    ];
-    let delivery = incoming.clone();
+    let delivery = Delivery {
+        request: [
+            request.signature.clone(),
+            request.timestamp.clone(),
+            request.nonce.clone(),
+        ],
+        from_user: incoming.from_user.clone(),
+        create_time: incoming.create_time,
+        event: delivery_event(&incoming.kind),
+        effect: effect(&incoming.kind),
+        now: now(),
+    };
+    let first_follow = matches!(incoming.kind, Kind::Subscribe { scene: Some(_) });
+    let event = incoming.kind.name().to_owned();
     // Its own task: if WeChat hangs up before we answer, this handler is dropped, but the
     // delivery may already be committed, and its retry is answered from the record without
     // waking anyone. So whatever follows the commit must run to the end regardless.
-    let task = tokio::spawn(record_and_announce(state.clone(), key, delivery).in_current_span());
+    let task = tokio::spawn(
+        record_and_announce(state.clone(), delivery, event, first_follow).in_current_span(),
+    );
     task.await.map_err(|e| AppError::Internal(e.into()))?
 }
 
-/// Records a delivery through the writer, then counts it and wakes the browser it logged in.
+/// Records a delivery, then counts it and wakes the browser it logged in.
 async fn record_and_announce(
     state: AppState,
-    key: [String; 3],
-    incoming: Incoming,
+    delivery: Delivery,
+    event: String,
+    first_follow: bool,
 ) -> AppResult<Option<String>> {
-    let event = incoming.kind.name().to_owned();
-    let recorded = state
-        .writer
-        .run(move |conn| record(conn, &key, &incoming))
-        .await?;
+    let scan = matches!(delivery.effect, Effect::Scan { .. });
+    let recorded = state.store.callbacks.record(delivery, scan_rule).await?;
     let reply = match recorded {
         Recorded::ReplayedRequest(reply) => {
             tracing::info!("replayed request answered from record");
@@ -247,29 +269,22 @@ async fn record_and_announce(
             tracing::info!(event, "repeated delivery answered from record");
             reply
         }
-        Recorded::Handled { reply, scan } => {
-            if let Some(scan) = scan {
-                let metrics = &state.metrics;
-                Metrics::inc(if scan.first_follow {
+        Recorded::Handled { reply, resolved } => {
+            let metrics = &state.metrics;
+            if scan {
+                Metrics::inc(if first_follow {
                     &metrics.scans_subscribe
                 } else {
                     &metrics.scans_scan
                 });
-                if let Some(Resolved {
-                    state: new_state,
-                    owner,
-                }) = scan.resolved
-                {
-                    Metrics::inc(match new_state {
-                        SceneState::Rejected => &metrics.logins_disabled,
-                        SceneState::NeedsBind => &metrics.logins_needs_bind,
-                        _ => &metrics.logins_ok,
-                    });
-                    state.hub.notify(&owner);
-                    // A browser is woken exactly when a login event was recorded: tell the
-                    // dashboards.
-                    state.login_feed.publish();
-                }
+            }
+            if let Some((new_state, owner)) = resolved {
+                Metrics::inc(match new_state {
+                    SceneState::Rejected => &metrics.logins_disabled,
+                    SceneState::NeedsBind => &metrics.logins_needs_bind,
+                    _ => &metrics.logins_ok,
+                });
+                state.live.announce(&owner);
             }
             tracing::info!(event, "callback handled");
             reply
@@ -278,222 +293,49 @@ async fn record_and_announce(
     Ok(reply)
 }
 
-/// What recording a delivery came to.
-enum Recorded {
-    /// This exact signed request was seen before: its first answer, whatever the body says.
-    ReplayedRequest(Option<String>),
-    /// WeChat retried a delivery already handled: the same answer, no second effect.
-    RepeatedDelivery(Option<String>),
-    /// Handled now.
-    Handled {
-        reply: Option<String>,
-        scan: Option<ScanDone>,
-    },
-}
-
-/// A login QR code scan handled now.
-struct ScanDone {
-    /// A `subscribe` (first follow) rather than a `SCAN` by a follower.
-    first_follow: bool,
-    /// Unless the scene was unknown or no longer waiting: what it became.
-    resolved: Option<Resolved>,
-}
-
-/// A scene a scan moved on.
-struct Resolved {
-    /// Its new state.
-    state: SceneState,
-    /// The browser to wake.
-    owner: String,
-}
-
-/// Records a delivery and applies its effect, in the writer's transaction. `request` is the
-/// signed query's (signature, timestamp, nonce).
-fn record(
-    conn: &Connection,
-    request: &[String; 3],
-    incoming: &Incoming,
-) -> Result<Recorded, WriteError> {
-    let t_now = now();
-    let new_request = conn
-        .prepare_cached(
-            "INSERT INTO callback_requests (signature, timestamp, nonce, reply, received_at) \
-             VALUES (?, ?, ?, NULL, ?) ON CONFLICT DO NOTHING",
-        )?
-        .execute(params![request[0], request[1], request[2], t_now])?
-        == 1;
-    if !new_request {
-        let reply = conn
-            .prepare_cached(
-                "SELECT reply FROM callback_requests \
-                 WHERE signature = ? AND timestamp = ? AND nonce = ?",
-            )?
-            .query_row(params![request[0], request[1], request[2]], |row| {
-                row.get(0)
-            })?;
-        return Ok(Recorded::ReplayedRequest(reply));
-    }
-    let event = delivery_event(&incoming.kind);
-    let (from_user, create_time) = (&incoming.from_user, incoming.create_time);
-    let fresh = conn
-        .prepare_cached(
-            "INSERT INTO callback_deliveries (from_user, create_time, event, reply, received_at) \
-             VALUES (?, ?, ?, NULL, ?) ON CONFLICT DO NOTHING",
-        )?
-        .execute(params![from_user, create_time, event, t_now])?
-        == 1;
-    let recorded = if fresh {
-        let (reply, scan) = apply(conn, incoming, t_now)?;
-        conn.prepare_cached(
-            "UPDATE callback_deliveries SET reply = ? \
-             WHERE from_user = ? AND create_time = ? AND event = ?",
-        )?
-        .execute(params![
-            reply.as_deref().unwrap_or(""),
-            from_user,
-            create_time,
-            event
-        ])?;
-        Recorded::Handled { reply, scan }
-    } else {
-        let reply: Option<String> = conn
-            .prepare_cached(
-                "SELECT reply FROM callback_deliveries \
-                 WHERE from_user = ? AND create_time = ? AND event = ?",
-            )?
-            .query_row(params![from_user, create_time, event], |row| row.get(0))?;
-        Recorded::RepeatedDelivery(reply)
-    };
-    let (Recorded::Handled { reply, .. } | Recorded::RepeatedDelivery(reply)) = &recorded else {
-        unreachable!("a replayed request returned above");
-    };
-    conn.prepare_cached(
-        "UPDATE callback_requests SET reply = ? WHERE signature = ? AND timestamp = ? AND nonce = ?",
-    )?
-    .execute(params![
-        reply.as_deref().unwrap_or(""),
-        request[0],
-        request[1],
-        request[2]
-    ])?;
-    Ok(recorded)
-}
-
-/// The effect of a delivery seen for the first time: its reply, and the scan it was.
-fn apply(
-    conn: &Connection,
-    incoming: &Incoming,
-    t_now: i64,
-) -> rusqlite::Result<(Option<String>, Option<ScanDone>)> {
-    let openid = incoming.from_user.as_str();
-    Ok(match &incoming.kind {
-        Kind::Subscribe { scene: Some(scene) } | Kind::Scan { scene } => {
-            set_following(conn, openid, true, t_now)?;
-            let (reply, resolved) = scan(conn, scene, openid, t_now)?;
-            let first_follow = matches!(incoming.kind, Kind::Subscribe { .. });
-            (
-                reply,
-                Some(ScanDone {
-                    first_follow,
-                    resolved,
-                }),
-            )
-        }
-        Kind::Subscribe { scene: None } => {
-            set_following(conn, openid, true, t_now)?;
-            (Some(Lang::Zh.text().reply_welcome.to_owned()), None)
-        }
-        Kind::Unsubscribe => {
-            set_following(conn, openid, false, t_now)?;
-            (None, None)
-        }
-        Kind::Text { .. } => (Some(Lang::Zh.text().reply_help.to_owned()), None),
-        Kind::Other { .. } => (None, None),
-    })
-}
-
 /// `HH:MM` in China Standard Time (UTC+8, no daylight saving), the clock WeChat users read.
 fn beijing_time(unix: i64) -> String {
     let minutes = (unix + 8 * 3600).rem_euclid(86_400) / 60;
     format!("{:02}:{:02}", minutes / 60, minutes % 60)
 }
 
-fn set_following(conn: &Connection, openid: &str, following: bool, t: i64) -> rusqlite::Result<()> {
-    conn.prepare_cached(
-        "INSERT INTO followers (openid, following, updated_at) VALUES (?1, ?2, ?3) \
-         ON CONFLICT (openid) DO UPDATE SET following = ?2, updated_at = ?3",
-    )?
-    .execute(params![openid, following, t])?;
-    Ok(())
-}
-
-/// A scan of a login QR code at time `t_now`. Returns the reply, and what became of the scene.
-fn scan(
-    conn: &Connection,
-    scene_str: &str,
-    openid: &str,
-    t_now: i64,
-) -> rusqlite::Result<(Option<String>, Option<Resolved>)> {
-    let Some(scene) = scene::by_scene(conn, scene_str)? else {
-        return Ok((Some(Lang::Zh.text().reply_expired.to_owned()), None));
+/// The scan rule the store runs in its transaction: how a scan moves the scene on
+/// ([`scene::scan_change`]) and what the person reads in WeChat.
+fn scan_rule(facts: &ScanFacts<'_>) -> ScanVerdict {
+    let Some(scene) = facts.scene else {
+        return ScanVerdict {
+            reply: Some(Lang::Zh.text().reply_expired.to_owned()),
+            change: None,
+        };
     };
     let t = scene.lang().text();
-    let status = scene.status(t_now);
-    if status != Status::Waiting {
+    let Some(change) = scene::scan_change(scene, facts.user, facts.now) else {
         // The same person scanning the same code again (or their phone retrying with a new
         // CreateTime) learns where things stand; anybody else learns it is taken.
-        let text = match status {
+        let text = match scene.status(facts.now) {
             Status::Expired => t.reply_expired,
-            _ if scene.openid.as_deref() != Some(openid) => t.reply_used,
+            _ if scene.openid.as_deref() != Some(facts.openid) => t.reply_used,
             Status::Authorized => t.reply_logged_in,
             Status::NeedsBind => t.reply_needs_bind,
             Status::Rejected => t.reply_disabled,
-            Status::Waiting => unreachable!("handled above"),
+            // `scan_change` moves every waiting scene.
+            Status::Waiting => t.reply_used,
         };
-        return Ok((Some(text.to_owned()), None));
-    }
-
-    let user: Option<(i64, bool)> = conn
-        .prepare_cached("SELECT id, disabled FROM users WHERE openid = ?")?
-        .query_row([openid], |row| Ok((row.get(0)?, row.get(1)?)))
-        .optional()?;
-    let (new_state, outcome, text, user_id) = match user {
-        Some((id, true)) => (
-            SceneState::Rejected,
-            Outcome::Disabled,
-            t.reply_disabled,
-            Some(id),
-        ),
-        Some((id, false)) => (
-            SceneState::Authorized,
-            Outcome::LoggedIn,
-            t.reply_logged_in,
-            Some(id),
-        ),
-        None => (
-            SceneState::NeedsBind,
-            Outcome::NeedsBind,
-            t.reply_needs_bind,
-            None,
-        ),
+        return ScanVerdict {
+            reply: Some(text.to_owned()),
+            change: None,
+        };
     };
-    conn.prepare_cached(scene::RESOLVE_SQL)?.execute(params![
-        new_state.as_str(),
-        openid,
-        user_id,
-        t_now,
-        scene::least_expiry(new_state, t_now),
-        scene.scene
-    ])?;
-    conn.prepare_cached(scene::RECORD_EVENT_SQL)?
-        .execute(params![
-            user_id,
-            openid,
-            outcome.as_str(),
-            scene.client_ip,
-            scene.user_agent,
-            t_now
-        ])?;
+    let text = match change.outcome {
+        Outcome::Disabled => {
+            return ScanVerdict {
+                reply: Some(t.reply_disabled.to_owned()),
+                change: Some(change),
+            };
+        }
+        Outcome::LoggedIn => t.reply_logged_in,
+        Outcome::NeedsBind => t.reply_needs_bind,
+    };
     // Say where the login is happening, so someone tricked into scanning a stranger's code
     // notices. The IP and the time are facts; the browser is only what its User-Agent claims,
     // and is labelled so.
@@ -501,19 +343,82 @@ fn scan(
         t.reply_where,
         &[
             &scene.client_ip.as_deref().unwrap_or("?"),
-            &beijing_time(t_now),
+            &beijing_time(facts.now),
             &describe_user_agent(scene.user_agent.as_deref().unwrap_or(""))
                 .unwrap_or_else(|| t.unknown_browser.to_owned()),
         ],
     );
-    let reply = if outcome == Outcome::Disabled {
-        text.to_owned()
-    } else {
-        format!("{text}\n{place}")
-    };
-    let resolved = Resolved {
-        state: new_state,
-        owner: scene.owner,
-    };
-    Ok((Some(reply), Some(resolved)))
+    ScanVerdict {
+        reply: Some(format!("{text}\n{place}")),
+        change: Some(change),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::login::scene::Scene;
+
+    fn scene(state: SceneState, openid: Option<&str>) -> Scene {
+        Scene {
+            scene: "s".into(),
+            owner: "o".into(),
+            ticket: "t".into(),
+            qr_url: "u".into(),
+            state,
+            openid: openid.map(str::to_owned),
+            user_id: None,
+            lang: "en".into(),
+            client_ip: Some("203.0.113.9".into()),
+            user_agent: Some("Mozilla/5.0 (Windows NT 10.0) Chrome/120.0".into()),
+            created_at: 0,
+            expires_at: 1_000,
+            updated_at: 0,
+        }
+    }
+
+    fn verdict(scene: Option<&Scene>, openid: &str, user: Option<(i64, bool)>) -> ScanVerdict {
+        scan_rule(&ScanFacts {
+            scene,
+            openid,
+            user,
+            now: 100,
+        })
+    }
+
+    #[test]
+    fn a_scan_of_a_waiting_code_says_where_the_login_is_and_moves_it_on() {
+        let waiting = scene(SceneState::Pending, None);
+        let bound = verdict(Some(&waiting), "o_a", Some((3, false)));
+        let reply = bound.reply.unwrap();
+        assert!(
+            reply.contains("IP 203.0.113.9") && reply.contains("Chrome / Windows"),
+            "{reply}"
+        );
+        assert_eq!(bound.change.unwrap().state, SceneState::Authorized);
+        let disabled = verdict(Some(&waiting), "o_a", Some((3, true)));
+        assert!(
+            !disabled.reply.unwrap().contains("IP "),
+            "no place line for a refusal"
+        );
+    }
+
+    #[test]
+    fn a_scan_of_a_code_that_moved_on_changes_nothing_and_says_why() {
+        let taken = scene(SceneState::NeedsBind, Some("o_first"));
+        let t = Lang::En.text();
+        assert_eq!(
+            verdict(Some(&taken), "o_other", None).reply.unwrap(),
+            t.reply_used
+        );
+        assert_eq!(
+            verdict(Some(&taken), "o_first", None).reply.unwrap(),
+            t.reply_needs_bind
+        );
+        assert_eq!(verdict(Some(&taken), "o_first", None).change, None);
+        assert_eq!(
+            verdict(None, "o_x", None).reply.unwrap(),
+            Lang::Zh.text().reply_expired
+        );
+    }
 }

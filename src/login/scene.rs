@@ -1,93 +1,21 @@
-//! Login scenes: one QR code each, their state machine, and their rows in SQLite.
+//! Login scenes: one QR code each, and their state machine.
 //!
 //! States: `pending -> {authorized | needs_bind | rejected}`, `needs_bind -> authorized` (after
 //! the phone is bound), `authorized -> consumed` (once only). "Expired" is derived from the
 //! clock, so a restart can't lose or resurrect anything. A scan resolves the person at once,
-//! so there is no separate "scanned" state to wait in.
+//! so there is no separate "scanned" state to wait in. The rules are plain functions here;
+//! the store keeps the rows.
 
-use sqlx::{FromRow, SqliteConnection, SqlitePool};
+pub use crate::store::{Outcome, Scene, SceneChange, SceneState};
 
 use crate::{
     client_info::ClientInfo,
-    db::{now, random_hex},
     error::{AppError, AppResult},
     metrics::Metrics,
     state::AppState,
     ui::Lang,
+    util::{now, random_hex},
 };
-
-/// A scene's stored state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::Type)]
-#[sqlx(type_name = "TEXT", rename_all = "snake_case")]
-pub enum SceneState {
-    /// Waiting for a scan.
-    Pending,
-    /// Scanned by a bound, enabled person: the browser may log in.
-    Authorized,
-    /// Scanned by someone with no phone bound yet.
-    NeedsBind,
-    /// Scanned by a disabled person.
-    Rejected,
-    /// Redeemed by its browser.
-    Consumed,
-}
-
-impl SceneState {
-    /// As stored.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SceneState::Pending => "pending",
-            SceneState::Authorized => "authorized",
-            SceneState::NeedsBind => "needs_bind",
-            SceneState::Rejected => "rejected",
-            SceneState::Consumed => "consumed",
-        }
-    }
-}
-
-impl rusqlite::types::FromSql for SceneState {
-    fn column_result(value: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
-        Ok(match value.as_str()? {
-            "pending" => SceneState::Pending,
-            "authorized" => SceneState::Authorized,
-            "needs_bind" => SceneState::NeedsBind,
-            "rejected" => SceneState::Rejected,
-            "consumed" => SceneState::Consumed,
-            _ => return Err(rusqlite::types::FromSqlError::InvalidType),
-        })
-    }
-}
-
-/// One login QR code.
-#[derive(Debug, Clone, FromRow)]
-pub struct Scene {
-    /// The secret WeChat echoes in the scan event (160 random bits, hex).
-    pub scene: String,
-    /// The browser key of the session that created it.
-    pub owner: String,
-    /// WeChat's ticket for the QR code.
-    pub ticket: String,
-    /// What the QR code encodes.
-    pub qr_url: String,
-    /// Stored state.
-    pub state: SceneState,
-    /// Who scanned it.
-    pub openid: Option<String>,
-    /// Their user, when bound.
-    pub user_id: Option<i64>,
-    /// Page language of the browser that showed it (WeChat replies use it too).
-    pub lang: String,
-    /// Browser address.
-    pub client_ip: Option<String>,
-    /// Browser user agent.
-    pub user_agent: Option<String>,
-    /// Created, Unix seconds.
-    pub created_at: i64,
-    /// The QR code dies at this time.
-    pub expires_at: i64,
-    /// Last change.
-    pub updated_at: i64,
-}
 
 /// What the browser should see for a scene right now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,9 +42,6 @@ pub const BIND_WINDOW_SECONDS: i64 = 600;
 // 100,000-a-day creation quota on reloads).
 const REUSE_MIN_SECONDS: i64 = 30;
 
-const COLUMNS: &str = "scene, owner, ticket, qr_url, state, openid, user_id, lang, client_ip, \
-                       user_agent, created_at, expires_at, updated_at";
-
 impl Scene {
     /// The status at time `now`.
     pub fn status(&self, now: i64) -> Status {
@@ -141,40 +66,35 @@ impl Scene {
     }
 }
 
-/// The newest scene of a browser.
-pub async fn current(db: &SqlitePool, owner: &str) -> sqlx::Result<Option<Scene>> {
-    sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM login_scenes WHERE owner = ? ORDER BY created_at DESC, rowid DESC LIMIT 1"
-    ))
-    .bind(owner)
-    .fetch_optional(db)
-    .await
+/// How a scan at `now` by someone whose user is `user` (id, disabled) moves `scene` on:
+/// `None` unless the scene is waiting. A first-time scanner's scene lives at least
+/// [`BIND_WINDOW_SECONDS`] more, so a scan in the QR code's last seconds still leaves time to
+/// type a phone number and an SMS code.
+pub fn scan_change(scene: &Scene, user: Option<(i64, bool)>, now: i64) -> Option<SceneChange> {
+    if scene.status(now) != Status::Waiting {
+        return None;
+    }
+    let (state, outcome, user_id) = match user {
+        Some((id, true)) => (SceneState::Rejected, Outcome::Disabled, Some(id)),
+        Some((id, false)) => (SceneState::Authorized, Outcome::LoggedIn, Some(id)),
+        None => (SceneState::NeedsBind, Outcome::NeedsBind, None),
+    };
+    let least_expiry = if state == SceneState::NeedsBind {
+        now + BIND_WINDOW_SECONDS
+    } else {
+        0
+    };
+    Some(SceneChange {
+        state,
+        outcome,
+        user_id,
+        least_expiry,
+    })
 }
 
-/// A scene by its scene string, in the callback writer's transaction.
-pub fn by_scene(conn: &rusqlite::Connection, scene: &str) -> rusqlite::Result<Option<Scene>> {
-    use rusqlite::OptionalExtension;
-    conn.prepare_cached(&format!(
-        "SELECT {COLUMNS} FROM login_scenes WHERE scene = ?"
-    ))?
-    .query_row([scene], |row| {
-        Ok(Scene {
-            scene: row.get(0)?,
-            owner: row.get(1)?,
-            ticket: row.get(2)?,
-            qr_url: row.get(3)?,
-            state: row.get(4)?,
-            openid: row.get(5)?,
-            user_id: row.get(6)?,
-            lang: row.get(7)?,
-            client_ip: row.get(8)?,
-            user_agent: row.get(9)?,
-            created_at: row.get(10)?,
-            expires_at: row.get(11)?,
-            updated_at: row.get(12)?,
-        })
-    })
-    .optional()
+/// The newest scene of a browser.
+pub async fn current(state: &AppState, owner: &str) -> AppResult<Option<Scene>> {
+    Ok(state.store.scenes.current(owner).await?)
 }
 
 /// The browser's `current` scene if it is waiting with enough life left, else a new one (a new
@@ -207,12 +127,11 @@ pub async fn create(
     // step with the count, so parallel first visits can't all pass a count made before any of
     // them was stored; it is given back if WeChat fails.
     let cap = i64::from(state.settings.ops.qr_per_ip_per_hour);
-    let key = client.limit_key.clone();
-    let slot = state
-        .writer
-        .run(move |conn| reserve_qr_slot(conn, &key, cap, now()))
-        .await?;
-    let slot = match slot {
+    let scenes = &state.store.scenes;
+    let slot = match scenes
+        .reserve_qr_slot(&client.limit_key, cap, now())
+        .await?
+    {
         Ok(slot) => slot,
         Err(retry_after) => {
             tracing::warn!(ip = %client.ip, cap, "new QR codes per IP capped");
@@ -231,18 +150,10 @@ pub async fn create(
             Metrics::inc(&state.metrics.wechat_errors);
             tracing::warn!(errcode = ?e.errcode(), error = %e, "could not create a login QR code");
             // No code was made: the slot goes back, so WeChat's bad minute costs nobody quota.
-            let freed = state
-                .writer
-                .run(move |conn| {
-                    conn.prepare_cached("DELETE FROM qr_quota WHERE id = ?")?
-                        .execute([slot])?;
-                    Ok::<_, crate::db::WriteError>(())
-                })
-                .await;
-            if let Err(e) = freed {
+            if let Err(e) = scenes.free_qr_slot(slot).await {
                 tracing::error!(error = %e, "a QR quota slot could not be given back");
             }
-            return Err(AppError::Unavailable(e.to_string()));
+            return Err(AppError::Unavailable(e.into()));
         }
     };
     Metrics::inc(&state.metrics.qr_created);
@@ -263,179 +174,18 @@ pub async fn create(
         expires_at: created_at + lifetime,
         updated_at: created_at,
     };
-    // Through the writer: under load, inserts from concurrent pages share its transactions
-    // instead of taking turns at SQLite's write lock from pool connections.
-    let stored = row.clone();
-    state
-        .writer
-        .run(move |conn| {
-            conn.prepare_cached(
-                "INSERT INTO login_scenes (scene, owner, ticket, qr_url, state, lang, client_ip, \
-                 user_agent, created_at, expires_at, updated_at) \
-                 VALUES (?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?)",
-            )?
-            .execute(rusqlite::params![
-                stored.scene,
-                stored.owner,
-                stored.ticket,
-                stored.qr_url,
-                stored.lang,
-                stored.client_ip,
-                stored.user_agent,
-                stored.created_at,
-                stored.expires_at,
-                stored.updated_at
-            ])?;
-            Ok::<_, crate::db::WriteError>(())
-        })
-        .await?;
+    scenes.insert(&row).await?;
     Ok(row)
-}
-
-/// Takes one of the `cap` new-QR slots per hour of the client `key` at time `t`, in the writer's
-/// transaction (so the count and the insert are one step). `Ok(slot id)`, or `Err(seconds)`
-/// until the oldest slot counted leaves the hour.
-fn reserve_qr_slot(
-    conn: &rusqlite::Connection,
-    key: &str,
-    cap: i64,
-    t: i64,
-) -> Result<Result<i64, i64>, crate::db::WriteError> {
-    use rusqlite::OptionalExtension;
-    let window_start = t - 3600;
-    // The cap-th newest slot of this client within the hour, if there is one: reading at most
-    // `cap` index entries, however many the client took. When it leaves the window, the client
-    // is under the cap again.
-    let capped_since: Option<i64> = conn
-        .prepare_cached(
-            "SELECT reserved_at FROM qr_quota WHERE client_key = ? AND reserved_at > ? \
-             ORDER BY reserved_at DESC LIMIT 1 OFFSET ?",
-        )?
-        .query_row(rusqlite::params![key, window_start, cap - 1], |row| {
-            row.get(0)
-        })
-        .optional()?;
-    if let Some(since) = capped_since {
-        return Ok(Err((since - window_start).max(1)));
-    }
-    let slot = conn
-        .prepare_cached(
-            "INSERT INTO qr_quota (client_key, reserved_at) VALUES (?, ?) RETURNING id",
-        )?
-        .query_row(rusqlite::params![key, t], |row| row.get(0))?;
-    Ok(Ok(slot))
-}
-
-/// Moves a scene to a new state after a scan (or a binding). A scene that now needs binding
-/// lives at least [`BIND_WINDOW_SECONDS`] more, so a scan in the QR code's last seconds still
-/// leaves time to type a phone number and an SMS code. Parameters: state, openid, user id,
-/// now, least expiry ([`least_expiry`]), scene.
-pub const RESOLVE_SQL: &str = "UPDATE login_scenes SET state = ?, openid = ?, user_id = ?, \
-    updated_at = ?, expires_at = MAX(expires_at, ?) WHERE scene = ?";
-
-/// The earliest a scene moved to `new_state` at time `t` may now expire (see [`RESOLVE_SQL`]).
-pub fn least_expiry(new_state: SceneState, t: i64) -> i64 {
-    if new_state == SceneState::NeedsBind {
-        t + BIND_WINDOW_SECONDS
-    } else {
-        0
-    }
-}
-
-/// [`RESOLVE_SQL`] in the caller's sqlx transaction (a binding).
-pub async fn resolve(
-    conn: &mut SqliteConnection,
-    scene: &str,
-    new_state: SceneState,
-    openid: &str,
-    user_id: Option<i64>,
-) -> sqlx::Result<()> {
-    let t = now();
-    sqlx::query(RESOLVE_SQL)
-        .bind(new_state)
-        .bind(openid)
-        .bind(user_id)
-        .bind(t)
-        .bind(least_expiry(new_state, t))
-        .bind(scene)
-        .execute(conn)
-        .await?;
-    Ok(())
-}
-
-/// What a scan (or a binding) came to, as `login_events` records it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    /// The person may log in.
-    LoggedIn,
-    /// The person must bind a phone first.
-    NeedsBind,
-    /// The person is disabled.
-    Disabled,
-}
-
-impl Outcome {
-    /// As stored.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::LoggedIn => "logged_in",
-            Outcome::NeedsBind => "needs_bind",
-            Outcome::Disabled => "disabled",
-        }
-    }
-}
-
-/// Writes a login history row for a scan, with its login page's IP and user agent. Parameters:
-/// user id, openid, outcome ([`Outcome::as_str`]), client IP, user agent, time.
-pub const RECORD_EVENT_SQL: &str = "INSERT INTO login_events \
-    (user_id, openid, outcome, client_ip, user_agent, at) VALUES (?, ?, ?, ?, ?, ?)";
-
-/// [`RECORD_EVENT_SQL`] for a scan of `scene`, in the caller's sqlx transaction (a binding).
-pub async fn record_event(
-    conn: &mut SqliteConnection,
-    scene: &Scene,
-    user_id: Option<i64>,
-    openid: &str,
-    outcome: Outcome,
-    at: i64,
-) -> sqlx::Result<()> {
-    sqlx::query(RECORD_EVENT_SQL)
-        .bind(user_id)
-        .bind(openid)
-        .bind(outcome.as_str())
-        .bind(&scene.client_ip)
-        .bind(&scene.user_agent)
-        .bind(at)
-        .execute(conn)
-        .await?;
-    Ok(())
 }
 
 /// Redeems the browser's authorized scene: exactly once, and only by its owner. Returns the
 /// user to log in and their session epoch.
-pub async fn consume(db: &SqlitePool, owner: &str) -> sqlx::Result<Option<(i64, i64)>> {
-    let t = now();
-    let user: Option<Option<i64>> = sqlx::query_scalar(
-        "UPDATE login_scenes SET state = 'consumed', updated_at = ?1 \
-         WHERE owner = ?2 AND state = 'authorized' AND updated_at > ?1 - ?3 AND user_id IS NOT NULL \
-         RETURNING user_id",
-    )
-    .bind(t)
-    .bind(owner)
-    .bind(REDEEM_GRACE_SECONDS)
-    .fetch_optional(db)
-    .await?;
-    let Some(Some(user_id)) = user else {
-        return Ok(None);
-    };
-    let epoch: i64 = sqlx::query_scalar(
-        "UPDATE users SET last_login_at = ? WHERE id = ? RETURNING session_epoch",
-    )
-    .bind(t)
-    .bind(user_id)
-    .fetch_one(db)
-    .await?;
-    Ok(Some((user_id, epoch)))
+pub async fn consume(state: &AppState, owner: &str) -> AppResult<Option<(i64, i64)>> {
+    Ok(state
+        .store
+        .scenes
+        .consume(owner, REDEEM_GRACE_SECONDS, now())
+        .await?)
 }
 
 #[cfg(test)]
@@ -462,18 +212,37 @@ mod tests {
 
     #[test]
     fn states_read_back_as_written_and_unknown_ones_are_refused() {
-        use rusqlite::types::{FromSql, ValueRef};
-        for state in [
-            SceneState::Pending,
-            SceneState::Authorized,
-            SceneState::NeedsBind,
-            SceneState::Rejected,
-            SceneState::Consumed,
-        ] {
-            let text = ValueRef::Text(state.as_str().as_bytes());
-            assert_eq!(SceneState::column_result(text).unwrap(), state);
+        for state in SceneState::ALL {
+            assert_eq!(SceneState::parse(state.as_str()), Some(state));
         }
-        assert!(SceneState::column_result(ValueRef::Text(b"scanned")).is_err());
+        assert_eq!(SceneState::parse("scanned"), None);
+    }
+
+    #[test]
+    fn a_scan_moves_a_waiting_scene_by_who_scanned() {
+        let waiting = scene(SceneState::Pending, 1000, 0);
+        assert_eq!(
+            scan_change(&waiting, None, 10).map(|c| (c.state, c.outcome, c.least_expiry)),
+            Some((
+                SceneState::NeedsBind,
+                Outcome::NeedsBind,
+                10 + BIND_WINDOW_SECONDS
+            ))
+        );
+        assert_eq!(
+            scan_change(&waiting, Some((7, false)), 10).map(|c| (c.state, c.user_id)),
+            Some((SceneState::Authorized, Some(7)))
+        );
+        assert_eq!(
+            scan_change(&waiting, Some((7, true)), 10).map(|c| (c.state, c.outcome)),
+            Some((SceneState::Rejected, Outcome::Disabled))
+        );
+        // Anything but a live, waiting scene stays as it is.
+        assert_eq!(scan_change(&waiting, None, 1000), None);
+        assert_eq!(
+            scan_change(&scene(SceneState::Authorized, 1000, 5), None, 10),
+            None
+        );
     }
 
     #[test]

@@ -14,8 +14,8 @@ use subtle::ConstantTimeEq;
 use super::Faults;
 use crate::{
     config::expose,
-    db::{now, random_hex},
     state::AppState,
+    util::{now, random_hex},
 };
 
 /// Tokens live 7,200 s, as WeChat's do.
@@ -47,10 +47,7 @@ pub(super) async fn faults(State(state): State<AppState>, Json(plan): Json<Fault
         return StatusCode::NOT_FOUND.into_response();
     };
     if plan.expire_tokens
-        && let Err(e) = sqlx::query("UPDATE sandbox_tokens SET expires_at = ?")
-            .bind(now() - 1)
-            .execute(&state.db)
-            .await
+        && let Err(e) = state.store.sandbox.expire_tokens(now()).await
     {
         return db_fault(e);
     }
@@ -69,14 +66,10 @@ fn check_credentials(state: &AppState, appid: &str, secret: &str) -> Option<Resp
     None
 }
 
-async fn issue_token(state: &AppState) -> Result<(String, i64), sqlx::Error> {
+async fn issue_token(state: &AppState) -> Result<(String, i64), crate::store::StoreError> {
     let token = random_hex(48);
     let expires_at = now() + TOKEN_TTL;
-    sqlx::query("INSERT INTO sandbox_tokens (token, expires_at) VALUES (?, ?)")
-        .bind(&token)
-        .bind(expires_at)
-        .execute(&state.db)
-        .await?;
+    state.store.sandbox.insert_token(&token, expires_at).await?;
     Ok((token, TOKEN_TTL))
 }
 
@@ -107,10 +100,7 @@ pub(super) async fn token(State(state): State<AppState>, Query(q): Query<TokenQu
     ) {
         return refusal;
     }
-    let cut = sqlx::query("UPDATE sandbox_tokens SET expires_at = MIN(expires_at, ?)")
-        .bind(now() + OVERLAP)
-        .execute(&state.db)
-        .await;
+    let cut = state.store.sandbox.cut_tokens(now() + OVERLAP).await;
     if let Err(e) = cut {
         return db_fault(e);
     }
@@ -153,12 +143,7 @@ pub(super) async fn stable_token(
         return refusal;
     }
     if !body.force_refresh {
-        let live: Result<Option<(String, i64)>, _> = sqlx::query_as(
-            "SELECT token, expires_at FROM sandbox_tokens WHERE expires_at > ? ORDER BY expires_at DESC LIMIT 1",
-        )
-        .bind(now())
-        .fetch_optional(&state.db)
-        .await;
+        let live = state.store.sandbox.live_token(now()).await;
         match live {
             Ok(Some((token, expires_at))) => {
                 return Json(json!({ "access_token": token, "expires_in": expires_at - now() }))
@@ -186,11 +171,7 @@ async fn check_token(state: &AppState, token: Option<&str>) -> Option<Response> 
     let Some(token) = token.filter(|t| !t.is_empty()) else {
         return Some(error(41001, "access_token missing"));
     };
-    let expires_at: Result<Option<i64>, _> =
-        sqlx::query_scalar("SELECT expires_at FROM sandbox_tokens WHERE token = ?")
-            .bind(token)
-            .fetch_optional(&state.db)
-            .await;
+    let expires_at = state.store.sandbox.token_expiry(token).await;
     match expires_at {
         Ok(Some(t)) if t > now() => None,
         Ok(Some(_)) => Some(error(42001, "access_token expired")),
@@ -235,16 +216,10 @@ pub(super) async fn create_qr(
         .clamp(60, 2_592_000);
     let ticket = format!("gQSB{}", random_hex(24));
     // Through the writer, like the login page's own scene: every new login page makes one.
-    let row = (ticket.clone(), scene, now() + expire);
     let stored = state
-        .writer
-        .run(move |conn| {
-            conn.prepare_cached(
-                "INSERT INTO sandbox_tickets (ticket, scene, expires_at) VALUES (?, ?, ?)",
-            )?
-            .execute(rusqlite::params![row.0, row.1, row.2])?;
-            Ok::<_, crate::db::WriteError>(())
-        })
+        .store
+        .sandbox
+        .insert_ticket(&ticket, &scene, now() + expire)
         .await;
     if let Err(e) = stored {
         return db_fault(e);
@@ -263,19 +238,13 @@ pub(super) struct ShowQuery {
 /// `GET cgi-bin/showqrcode?ticket=`: the QR code as an image (SVG here, JPEG at WeChat).
 pub(super) async fn show_qr(State(state): State<AppState>, Query(q): Query<ShowQuery>) -> Response {
     let ticket = q.ticket.unwrap_or_default();
-    let known: Result<Option<i64>, _> = sqlx::query_scalar(
-        "SELECT expires_at FROM sandbox_tickets WHERE ticket = ? AND expires_at > ?",
-    )
-    .bind(&ticket)
-    .bind(now())
-    .fetch_optional(&state.db)
-    .await;
+    let known = state.store.sandbox.ticket_scene(&ticket, now()).await;
     match known {
         Ok(Some(_)) => {
             let url = state.url(&format!("/sandbox/scan/{ticket}"));
             (
                 [(header::CONTENT_TYPE, "image/svg+xml")],
-                crate::login::qr_svg(&url),
+                crate::ui::qr::qr_svg(&url),
             )
                 .into_response()
         }
@@ -306,11 +275,7 @@ pub(super) async fn user_info(
     if !super::valid_openid(&openid) {
         return error(40003, "invalid openid");
     }
-    let row: Result<Option<(bool, i64)>, _> =
-        sqlx::query_as("SELECT following, subscribe_time FROM sandbox_followers WHERE openid = ?")
-            .bind(&openid)
-            .fetch_optional(&state.db)
-            .await;
+    let row = state.store.sandbox.follower(&openid).await;
     match row {
         // The sandbox account acts as if linked to an Open Platform account, so it has unionids.
         Ok(Some((true, since))) => Json(json!({

@@ -22,8 +22,8 @@ use url::Url;
 
 use crate::{
     config::expose,
-    db::{now, random_hex},
     state::AppState,
+    util::{now, random_hex},
     wechat::{crypto, message, signature},
 };
 
@@ -129,7 +129,7 @@ pub enum ScanError {
     Callback(String),
     /// The sandbox's own database failed.
     #[error(transparent)]
-    Db(#[from] sqlx::Error),
+    Db(#[from] crate::store::StoreError),
 }
 
 /// Plausible openids: 1 to 64 of `A-Za-z0-9-_` (real ones are 28 characters).
@@ -148,28 +148,16 @@ pub async fn scan(state: &AppState, ticket: &str, openid: &str) -> Result<ScanOu
     if !valid_openid(openid) {
         return Err(ScanError::BadOpenid);
     }
-    let scene: Option<String> =
-        sqlx::query_scalar("SELECT scene FROM sandbox_tickets WHERE ticket = ? AND expires_at > ?")
-            .bind(ticket)
-            .bind(now())
-            .fetch_optional(&state.db)
-            .await?;
+    let store = &state.store.sandbox;
+    let scene = store.ticket_scene(ticket, now()).await?;
     let scene = scene.ok_or(ScanError::BadTicket)?;
-    let following: Option<bool> =
-        sqlx::query_scalar("SELECT following FROM sandbox_followers WHERE openid = ?")
-            .bind(openid)
-            .fetch_optional(&state.db)
-            .await?;
+    let following = store
+        .follower(openid)
+        .await?
+        .map(|(following, _)| following);
     let first_follow = following != Some(true);
     if first_follow {
-        sqlx::query(
-            "INSERT INTO sandbox_followers (openid, following, subscribe_time) VALUES (?1, 1, ?2) \
-             ON CONFLICT (openid) DO UPDATE SET following = 1, subscribe_time = ?2",
-        )
-        .bind(openid)
-        .bind(now())
-        .execute(&state.db)
-        .await?;
+        store.follow(openid, now()).await?;
     }
     let create_time = now();
     let xml = message::scan_event_xml(

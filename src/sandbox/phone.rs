@@ -15,10 +15,10 @@ use serde_json::json;
 use super::{ScanError, ScanOutcome, scan};
 use crate::{
     binding::phone::Phone,
-    db::random_hex,
     error::{AppError, AppResult},
     state::AppState,
     ui::{self, Lang, PageOptions, fill},
+    util::random_hex,
 };
 
 /// `GET /sandbox/scan/{ticket}`: pick a simulated user and scan.
@@ -61,11 +61,7 @@ async fn phone_page(
     status: StatusCode,
 ) -> AppResult<Response> {
     let t = lang.text();
-    let recent: Vec<String> = sqlx::query_scalar(
-        "SELECT openid FROM sandbox_followers ORDER BY subscribe_time DESC LIMIT 5",
-    )
-    .fetch_all(&state.db)
-    .await?;
+    let recent: Vec<String> = state.store.sandbox.recent_openids(5).await?;
     let chat = match result {
         None => None,
         Some(Ok(outcome)) => {
@@ -141,10 +137,7 @@ fn url_path_segment(s: &str) -> String {
 /// `GET /sandbox/sms`: the newest SMS the console sender delivered.
 pub(super) async fn inbox_page(State(state): State<AppState>, lang: Lang) -> AppResult<Response> {
     let t = lang.text();
-    let rows: Vec<(String, String, i64)> =
-        sqlx::query_as("SELECT phone, code, sent_at FROM sandbox_sms ORDER BY id DESC LIMIT 20")
-            .fetch_all(&state.db)
-            .await?;
+    let rows: Vec<(String, String, i64)> = state.store.sandbox.inbox(20).await?;
     let empty = rows
         .is_empty()
         .then(|| view! { <p class="muted">{t.sandbox_inbox_empty}</p> });
@@ -202,12 +195,7 @@ pub(super) async fn sms_api(State(state): State<AppState>, Query(q): Query<SmsQu
         )
             .into_response();
     };
-    let row: Result<Option<(String, i64)>, _> = sqlx::query_as(
-        "SELECT code, sent_at FROM sandbox_sms WHERE phone = ? ORDER BY id DESC LIMIT 1",
-    )
-    .bind(phone.e164())
-    .fetch_optional(&state.db)
-    .await;
+    let row = state.store.sandbox.newest_sms(phone.e164()).await;
     match row {
         Ok(Some((code, sent_at))) => {
             Json(json!({ "code": code, "phone": phone.e164(), "sent_at": sent_at })).into_response()

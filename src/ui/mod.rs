@@ -2,6 +2,7 @@
 //! Leptos. No WebAssembly: the live parts are the one ES module `public/app.js`.
 
 pub mod i18n;
+pub mod qr;
 
 use axum::response::Html;
 use leptos::prelude::*;

@@ -132,6 +132,17 @@ pub trait TokenStore: Send + Sync {
     async fn save(&self, appid: &str, token: &StoredToken);
 }
 
+#[async_trait::async_trait]
+impl<T: TokenStore + ?Sized> TokenStore for std::sync::Arc<T> {
+    async fn load(&self, appid: &str) -> Option<StoredToken> {
+        (**self).load(appid).await
+    }
+
+    async fn save(&self, appid: &str, token: &StoredToken) {
+        (**self).save(appid, token).await
+    }
+}
+
 struct CachedToken {
     token: SecretString,
     refresh_at: Instant,

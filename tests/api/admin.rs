@@ -53,17 +53,17 @@ async fn seed(app: &TestApp, s: Seed<'_>) -> i64 {
     .bind(s.unionid)
     .bind(s.admin)
     .bind(s.disabled)
-    .bind(wxlogin::db::now() - 86_400)
+    .bind(wxlogin::util::now() - 86_400)
     .bind(s.bound_at)
     .bind(s.last_login_at)
-    .fetch_one(&app.state.db)
+    .fetch_one(&app.db)
     .await
     .unwrap();
     if let (Some(openid), Some(following)) = (s.openid, s.following) {
         sqlx::query("INSERT INTO followers (openid, following, updated_at) VALUES (?, ?, 0)")
             .bind(openid)
             .bind(following)
-            .execute(&app.state.db)
+            .execute(&app.db)
             .await
             .unwrap();
     }
@@ -95,7 +95,7 @@ async fn audit_rows(app: &TestApp, target: i64) -> Vec<(Option<i64>, String, Opt
         "SELECT actor_user_id, action, detail FROM audit_log WHERE target_user_id = ? ORDER BY id",
     )
     .bind(target)
-    .fetch_all(&app.state.db)
+    .fetch_all(&app.db)
     .await
     .unwrap()
 }
@@ -103,7 +103,7 @@ async fn audit_rows(app: &TestApp, target: i64) -> Vec<(Option<i64>, String, Opt
 async fn flags(app: &TestApp, id: i64) -> (bool, bool, Option<String>) {
     sqlx::query_as("SELECT is_admin, disabled, openid FROM users WHERE id = ?")
         .bind(id)
-        .fetch_one(&app.state.db)
+        .fetch_one(&app.db)
         .await
         .unwrap()
 }
@@ -441,7 +441,7 @@ async fn filters_combine_and_bad_values_are_a_400_that_says_why() {
 
 /// Seeds `n` users with many equal times and some without any.
 async fn seed_many(app: &TestApp, n: i64) {
-    let mut tx = app.state.db.begin().await.unwrap();
+    let mut tx = app.db.begin().await.unwrap();
     for i in 0..n {
         // Ties on purpose: 7 users share each bound_at; every 10th has none.
         let bound_at = (i % 10 != 0).then_some(1_700_000_000 + (i / 7) * 60);
@@ -497,7 +497,7 @@ async fn keyset_pages_cover_every_user_once_in_order() {
         let expected: Vec<i64> = sqlx::query_scalar(&format!(
             "SELECT id FROM users {where_} ORDER BY {column} DESC, id DESC"
         ))
-        .fetch_all(&app.state.db)
+        .fetch_all(&app.db)
         .await
         .unwrap();
         for page in &pages[..pages.len() - 1] {
@@ -614,7 +614,7 @@ async fn detail_shows_the_full_phone_login_history_pages_and_the_audit_log() {
         .bind(id)
         .bind(if i == 24 { "disabled" } else { "logged_in" })
         .bind(2000 + i)
-        .execute(&app.state.db)
+        .execute(&app.db)
         .await
         .unwrap();
     }
@@ -698,7 +698,7 @@ async fn actions_change_the_user_and_write_the_audit_log_in_one_go() {
         ]
     );
     let at: i64 = app.select("SELECT MIN(at) FROM audit_log").await;
-    assert!((wxlogin::db::now() - at).abs() < 60);
+    assert!((wxlogin::util::now() - at).abs() < 60);
 
     // The detail page shows them, newest first, with who did it.
     let html = get_html(&app, &admin, &page).await;

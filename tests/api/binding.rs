@@ -15,7 +15,7 @@ fn wrong(code: &str) -> String {
 async fn user_row(app: &TestApp, phone: &str) -> Option<(i64, Option<String>)> {
     sqlx::query_as("SELECT id, openid FROM users WHERE phone = ?")
         .bind(phone)
-        .fetch_optional(&app.state.db)
+        .fetch_optional(&app.db)
         .await
         .unwrap()
 }
@@ -301,7 +301,7 @@ async fn past_code(app: &TestApp, phone: &str, ip: &str, ago: i64) {
     .bind(ago)
     .bind(ago)
     .bind(ip)
-    .execute(&app.state.db)
+    .execute(&app.db)
     .await
     .unwrap();
 }

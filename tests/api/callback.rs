@@ -32,7 +32,7 @@ async fn url_check(
 #[tokio::test]
 async fn url_check_answers_echostr_only_when_signed_by_our_token() {
     let app = spawn_app().await;
-    let timestamp = wxlogin::db::now().to_string();
+    let timestamp = wxlogin::util::now().to_string();
     let good = app.sign(&timestamp, "n1");
 
     let ok = url_check(&app, &good, &timestamp, "n1", "hello123").await;
@@ -51,14 +51,14 @@ async fn url_check_answers_echostr_only_when_signed_by_our_token() {
 async fn a_badly_signed_or_stale_scan_changes_nothing() {
     let app = spawn_app().await;
     let (_browser, _, scene) = app.waiting_scene().await;
-    let xml = app.scan_xml("o_forger", wxlogin::db::now(), true, &scene);
-    let now = wxlogin::db::now().to_string();
+    let xml = app.scan_xml("o_forger", wxlogin::util::now(), true, &scene);
+    let now = wxlogin::util::now().to_string();
 
     let forged = app
         .post_callback_with(&xml, &"a".repeat(40), &now, "n")
         .await;
     assert_eq!(forged.status(), 403);
-    let stale_time = (wxlogin::db::now() - 3600).to_string();
+    let stale_time = (wxlogin::util::now() - 3600).to_string();
     let stale = app
         .post_callback_with(&xml, &app.sign(&stale_time, "n"), &stale_time, "n")
         .await;
@@ -77,10 +77,10 @@ async fn subscribe_with_qrscene_prefix_and_scan_without_both_resolve_the_scene()
     let (_b2, _, second) = app.waiting_scene().await;
 
     let subscribed = app
-        .post_callback(&app.scan_xml("o_a", wxlogin::db::now(), true, &first))
+        .post_callback(&app.scan_xml("o_a", wxlogin::util::now(), true, &first))
         .await;
     let scanned = app
-        .post_callback(&app.scan_xml("o_b", wxlogin::db::now(), false, &second))
+        .post_callback(&app.scan_xml("o_b", wxlogin::util::now(), false, &second))
         .await;
 
     assert_eq!(subscribed.status(), 200);
@@ -148,10 +148,10 @@ async fn expired_and_unknown_scenes_get_a_friendly_reply_and_change_nothing() {
     .await;
 
     let expired = app
-        .post_callback(&app.scan_xml("o_late", wxlogin::db::now(), false, &scene))
+        .post_callback(&app.scan_xml("o_late", wxlogin::util::now(), false, &scene))
         .await;
     let unknown = app
-        .post_callback(&app.scan_xml("o_late", wxlogin::db::now() + 1, false, "nosuchscene"))
+        .post_callback(&app.scan_xml("o_late", wxlogin::util::now() + 1, false, "nosuchscene"))
         .await;
 
     assert!(expired.text().await.unwrap().contains("过期"));
@@ -164,11 +164,11 @@ async fn expired_and_unknown_scenes_get_a_friendly_reply_and_change_nothing() {
 async fn a_scene_scanned_by_one_person_is_not_taken_over_by_another() {
     let app = spawn_app().await;
     let (browser, _, scene) = app.waiting_scene().await;
-    app.post_callback(&app.scan_xml("o_first", wxlogin::db::now(), true, &scene))
+    app.post_callback(&app.scan_xml("o_first", wxlogin::util::now(), true, &scene))
         .await;
 
     let other = app
-        .post_callback(&app.scan_xml("o_second", wxlogin::db::now(), true, &scene))
+        .post_callback(&app.scan_xml("o_second", wxlogin::util::now(), true, &scene))
         .await;
 
     assert!(other.text().await.unwrap().contains("已经使用过"));
@@ -238,13 +238,13 @@ async fn follows_unfollows_and_messages_are_acknowledged() {
 async fn the_signature_of_a_url_check_cannot_be_replayed_as_a_post() {
     let app = spawn_app().await;
     let (_browser, _, scene) = app.waiting_scene().await;
-    let timestamp = wxlogin::db::now().to_string();
+    let timestamp = wxlogin::util::now().to_string();
     let signature = app.sign(&timestamp, "n-get");
     // The GET's query is what a proxy or an access log keeps.
     let check = url_check(&app, &signature, &timestamp, "n-get", "echo").await;
     assert_eq!(check.text().await.unwrap(), "echo");
 
-    let xml = app.scan_xml("o_replayer", wxlogin::db::now(), true, &scene);
+    let xml = app.scan_xml("o_replayer", wxlogin::util::now(), true, &scene);
     let replayed = app
         .post_callback_with(&xml, &signature, &timestamp, "n-get")
         .await;

@@ -21,6 +21,9 @@ pub struct TestApp {
     pub state: AppState,
     /// The settings it was started with.
     pub settings: Settings,
+    /// A connection pool of the test's own on the app's database, for the test-only SQL that
+    /// sets up and checks what HTTP can't.
+    pub db: sqlx::SqlitePool,
     handle: JoinHandle<()>,
     dir: Arc<tempfile::TempDir>,
 }
@@ -48,6 +51,9 @@ async fn start(settings: Settings, dir: Arc<tempfile::TempDir>) -> TestApp {
         .expect("app builds");
     let address = format!("http://127.0.0.1:{}", app.port());
     let state = app.state().clone();
+    let db = sqlx::SqlitePool::connect(&settings.database_url)
+        .await
+        .expect("the test's own connection to the database");
     let handle = tokio::spawn(async move {
         let _ = app.run_until_stopped(std::future::pending()).await;
     });
@@ -55,6 +61,7 @@ async fn start(settings: Settings, dir: Arc<tempfile::TempDir>) -> TestApp {
         address,
         state,
         settings,
+        db,
         handle,
         dir,
     }
@@ -144,8 +151,8 @@ impl TestApp {
 
     /// POSTs `xml` to `/wechat/callback`, signed correctly, stamped now.
     pub async fn post_callback(&self, xml: &str) -> reqwest::Response {
-        let timestamp = wxlogin::db::now().to_string();
-        let nonce = wxlogin::db::random_hex(6);
+        let timestamp = wxlogin::util::now().to_string();
+        let nonce = wxlogin::util::random_hex(6);
         let signature = self.sign(&timestamp, &nonce);
         self.post_callback_with(xml, &signature, &timestamp, &nonce)
             .await
@@ -212,7 +219,7 @@ impl TestApp {
 
     /// Runs a test-only SQL statement that takes no parameters.
     pub async fn exec(&self, sql: &str) {
-        sqlx::query(sql).execute(&self.state.db).await.unwrap();
+        sqlx::query(sql).execute(&self.db).await.unwrap();
     }
 
     /// Runs a test-only SQL statement with `arg` bound to its one `?`.
@@ -220,11 +227,7 @@ impl TestApp {
     where
         A: 'q + Send + sqlx::Encode<'q, Sqlite> + sqlx::Type<Sqlite>,
     {
-        sqlx::query(sql)
-            .bind(arg)
-            .execute(&self.state.db)
-            .await
-            .unwrap();
+        sqlx::query(sql).bind(arg).execute(&self.db).await.unwrap();
     }
 
     /// The one value a test-only SQL query that takes no parameters selects.
@@ -232,10 +235,7 @@ impl TestApp {
     where
         T: Send + Unpin + sqlx::Type<Sqlite> + for<'r> sqlx::Decode<'r, Sqlite>,
     {
-        sqlx::query_scalar(sql)
-            .fetch_one(&self.state.db)
-            .await
-            .unwrap()
+        sqlx::query_scalar(sql).fetch_one(&self.db).await.unwrap()
     }
 
     /// The one value a test-only SQL query selects with `arg` bound to its one `?`.
@@ -246,7 +246,7 @@ impl TestApp {
     {
         sqlx::query_scalar(sql)
             .bind(arg)
-            .fetch_one(&self.state.db)
+            .fetch_one(&self.db)
             .await
             .unwrap()
     }

@@ -239,7 +239,7 @@ async fn an_expired_qr_code_is_replaced_live() {
         &page.ticket,
     )
     .await;
-    app.state.hub.notify(&owner_of(&app, &page.ticket).await);
+    app.state.live.wake(&owner_of(&app, &page.ticket).await);
 
     let fresh = events.next(WAIT).await.expect("a fresh QR code");
     assert_eq!(fresh.event, "qr");

@@ -195,14 +195,14 @@ async fn a_backup_is_a_consistent_copy_and_never_overwrites() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("copy.db");
 
-    let bytes = wxlogin::db::backup(&app.state.db, &file).await.unwrap();
+    let bytes = app.state.store.ops.backup(&file).await.unwrap();
 
     assert!(bytes > 0);
     let copy = open_copy(&file).await;
     let users = count_users(&copy).await;
     assert_eq!(users, 1);
     assert!(
-        wxlogin::db::backup(&app.state.db, &file).await.is_err(),
+        app.state.store.ops.backup(&file).await.is_err(),
         "refuses to overwrite"
     );
 }

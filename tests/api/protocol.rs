@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde_json::json;
 use wxlogin::{
     config::expose,
-    db::{now, random_hex},
+    util::{now, random_hex},
     wechat::{crypto, crypto::AesKey, message, signature},
 };
 

@@ -96,7 +96,7 @@ impl FakeGateway {
 }
 
 fn unix_now() -> i64 {
-    wxlogin::db::now()
+    wxlogin::util::now()
 }
 
 fn hmac_sha256(key: &[u8], data: &[u8]) -> Vec<u8> {

@@ -25,7 +25,7 @@ use super::{
 use crate::{
     binding::phone::Phone,
     config::{ConfigError, expose},
-    db::{now, random_hex},
+    util::{now, random_hex},
 };
 
 const PROVIDER: &str = "aliyun";

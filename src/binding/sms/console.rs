@@ -1,26 +1,22 @@
 //! `console`: prints codes on stdout and, in sandbox mode, fills the sandbox's SMS inbox.
 
-use sqlx::SqlitePool;
-
 use super::{SmsError, SmsSender};
-use crate::{binding::phone::Phone, db::now};
+use crate::{binding::phone::Phone, util::now};
 
 /// Development sender: prints the code on the console (stdout, not the log), and in sandbox
 /// mode puts it in the sandbox's SMS inbox. Never for production: it delivers nothing.
 pub struct ConsoleSms {
     /// The sandbox inbox, in sandbox mode.
-    pub sandbox_inbox: Option<SqlitePool>,
+    pub sandbox_inbox: Option<crate::store::Store>,
 }
 
 #[async_trait::async_trait]
 impl SmsSender for ConsoleSms {
     async fn send(&self, phone: &Phone, code: &str) -> Result<(), SmsError> {
-        if let Some(db) = &self.sandbox_inbox {
-            sqlx::query("INSERT INTO sandbox_sms (phone, code, sent_at) VALUES (?, ?, ?)")
-                .bind(phone.e164())
-                .bind(code)
-                .bind(now())
-                .execute(db)
+        if let Some(store) = &self.sandbox_inbox {
+            store
+                .sandbox
+                .deliver_sms(phone.e164(), code, now())
                 .await
                 .map_err(|e| SmsError::transport("console", e))?;
         }

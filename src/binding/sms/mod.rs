@@ -22,7 +22,6 @@ mod webhook;
 use std::{sync::Arc, time::Duration};
 
 use secrecy::SecretString;
-use sqlx::SqlitePool;
 use url::Url;
 
 use crate::{
@@ -183,6 +182,18 @@ pub struct SmsLimits {
     pub max_attempts: i64,
 }
 
+impl SmsLimits {
+    /// The send limits, as the store checks them.
+    pub fn send(&self) -> crate::store::SendLimits {
+        crate::store::SendLimits {
+            resend_seconds: self.resend_seconds,
+            per_phone_hour: self.per_phone_hour,
+            per_phone_day: self.per_phone_day,
+            per_ip_hour: self.per_ip_hour,
+        }
+    }
+}
+
 impl Default for SmsLimits {
     fn default() -> Self {
         SmsLimits {
@@ -278,7 +289,10 @@ impl Default for SmsSettings {
 
 /// The sender for these settings. `sandbox_inbox` is the database in sandbox mode; only the
 /// console sender uses it.
-pub fn sender(settings: &SmsSettings, sandbox_inbox: Option<SqlitePool>) -> Arc<dyn SmsSender> {
+pub fn sender(
+    settings: &SmsSettings,
+    sandbox_inbox: Option<crate::store::Store>,
+) -> Arc<dyn SmsSender> {
     match &settings.gateway {
         Gateway::Console => Arc::new(ConsoleSms { sandbox_inbox }),
         Gateway::Webhook(s) => Arc::new(WebhookSms::new(s.clone())),

@@ -34,7 +34,7 @@ use super::{
 use crate::{
     binding::phone::Phone,
     config::{ConfigError, expose},
-    db::now,
+    util::now,
 };
 
 const PROVIDER: &str = "tencent";

@@ -27,7 +27,7 @@ use super::{SmsError, SmsSender, endpoint, http_client, identifier, required, re
 use crate::{
     binding::phone::Phone,
     config::{ConfigError, expose},
-    db::now,
+    util::now,
 };
 
 const PROVIDER: &str = "webhook";

@@ -1,18 +1,92 @@
-//! The SQLite database: opened in WAL mode with a busy timeout, created and migrated at start.
-//! Requests use the sqlx pool; WeChat callbacks and new login scenes write through [`Writer`];
-//! the admin area's reports read from a memory-mapped read-only pool.
+//! The SQLite backend: one database file in WAL mode. Requests read and write through an sqlx
+//! pool; WeChat callbacks, new login scenes and the sandbox's tickets write through
+//! [`Writer`], one connection on a thread of its own with group commit; the admin area's
+//! reports read from a memory-mapped read-only pool; a low-priority thread checkpoints the
+//! WAL. Every SQL string of wxlogin is in this folder.
 
+mod admin;
+mod binding;
+mod callbacks;
+mod sandbox;
+mod scenes;
+mod users;
 pub mod writer;
 
 pub use writer::{WriteError, Writer};
 
-use std::{str::FromStr, time::Duration};
+use std::{path::Path, str::FromStr, sync::Arc, time::Duration};
 
+use anyhow::Context;
 use rand::RngCore;
 use sqlx::{
     SqlitePool,
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
 };
+
+use super::{Keys, Ops, Sessions, Store, StoreError, StoreResult};
+
+impl From<WriteError> for StoreError {
+    fn from(e: WriteError) -> Self {
+        StoreError(e.into())
+    }
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError(e.into())
+    }
+}
+
+/// The SQLite backend of every store trait.
+pub struct Sqlite {
+    /// Requests' reads and writes.
+    pub(crate) db: SqlitePool,
+    /// The admin area's reports (memory-mapped, read-only).
+    reports: SqlitePool,
+    /// Callbacks, new scenes, sandbox tickets.
+    writer: Writer,
+    /// Ends the checkpoint thread when the backend goes.
+    _checkpointer: Checkpointer,
+}
+
+/// Opens (creating and migrating) the database at `url`, starts the writer and checkpoint
+/// threads and the hourly deletion of expired sessions, and returns the store on it.
+pub async fn open(url: &str) -> anyhow::Result<Store> {
+    let file = file_of(url).context("WXLOGIN_DATABASE_URL")?;
+    let db = connect(url)
+        .await
+        .context("cannot open the database (WXLOGIN_DATABASE_URL)")?;
+    let writer = Writer::open(&file).context("cannot open the database for writing")?;
+    let reports = connect_reports(url).await?;
+    let checkpointer =
+        checkpoint_continuously(&file).context("cannot start the WAL checkpointer")?;
+    let sessions = tower_sessions_sqlx_store::SqliteStore::new(db.clone());
+    sessions.migrate().await?;
+    tokio::spawn({
+        use tower_sessions::ExpiredDeletion;
+        sessions
+            .clone()
+            .continuously_delete_expired(Duration::from_secs(3600))
+    });
+    let backend = Arc::new(Sqlite {
+        db,
+        reports,
+        writer,
+        _checkpointer: checkpointer,
+    });
+    Ok(Store {
+        scenes: backend.clone(),
+        callbacks: backend.clone(),
+        binding: backend.clone(),
+        users: backend.clone(),
+        admin: backend.clone(),
+        sandbox: backend.clone(),
+        keys: backend.clone(),
+        ops: backend.clone(),
+        tokens: backend,
+        sessions: Sessions(Arc::new(sessions)),
+    })
+}
 
 /// WAL pages after which a committing connection checkpoints by itself. It is a backstop:
 /// [`checkpoint_continuously`] normally gets there first, off the request path.
@@ -163,50 +237,37 @@ impl Drop for Checkpointer {
     }
 }
 
-/// A 32-byte key this installation keeps in its database, made on first use.
-pub async fn app_key(pool: &SqlitePool, name: &str) -> sqlx::Result<[u8; 32]> {
-    let mut fresh = [0u8; 32];
-    rand::rngs::OsRng.fill_bytes(&mut fresh);
-    sqlx::query("INSERT INTO app_keys (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING")
+#[async_trait::async_trait]
+impl Keys for Sqlite {
+    async fn app_key(&self, name: &str) -> StoreResult<[u8; 32]> {
+        let mut fresh = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut fresh);
+        sqlx::query(
+            "INSERT INTO app_keys (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING",
+        )
         .bind(name)
         .bind(&fresh[..])
-        .execute(pool)
+        .execute(&self.db)
         .await?;
-    let stored: Vec<u8> = sqlx::query_scalar("SELECT value FROM app_keys WHERE name = ?")
-        .bind(name)
-        .fetch_one(pool)
-        .await?;
-    stored
-        .try_into()
-        .map_err(|_| sqlx::Error::Protocol(format!("app key {name} is not 32 bytes")))
+        let stored: Vec<u8> = sqlx::query_scalar("SELECT value FROM app_keys WHERE name = ?")
+            .bind(name)
+            .fetch_one(&self.db)
+            .await?;
+        stored
+            .try_into()
+            .map_err(|_| StoreError(anyhow::anyhow!("app key {name} is not 32 bytes")))
+    }
 }
 
-/// Seconds since the Unix epoch.
-pub fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
-
-/// `n` random bytes from the operating system's CSPRNG, as lowercase hex.
-pub fn random_hex(n: usize) -> String {
-    let mut bytes = vec![0u8; n];
-    rand::rngs::OsRng.fill_bytes(&mut bytes);
-    hex::encode(bytes)
-}
-
-/// Keeps WeChat's access token in the database, so a restart doesn't spend one of the day's
-/// fetches.
-pub struct DbTokenStore(pub SqlitePool);
-
+// WeChat's access token is kept in the database, so a restart doesn't spend one of the day's
+// fetches.
 #[async_trait::async_trait]
-impl crate::wechat::client::TokenStore for DbTokenStore {
+impl crate::wechat::client::TokenStore for Sqlite {
     async fn load(&self, appid: &str) -> Option<crate::wechat::client::StoredToken> {
         let row: Option<(String, i64)> =
             sqlx::query_as("SELECT token, expires_at FROM wechat_tokens WHERE appid = ?")
                 .bind(appid)
-                .fetch_optional(&self.0)
+                .fetch_optional(&self.db)
                 .await
                 .inspect_err(|e| tracing::warn!(error = %e, "stored access token unreadable"))
                 .ok()
@@ -226,7 +287,7 @@ impl crate::wechat::client::TokenStore for DbTokenStore {
         .bind(appid)
         .bind(token.token.expose_secret())
         .bind(token.expires_at)
-        .execute(&self.0)
+        .execute(&self.db)
         .await;
         if let Err(e) = saved {
             // Not fatal: the token still works from memory; the next restart fetches anew.
@@ -235,24 +296,113 @@ impl crate::wechat::client::TokenStore for DbTokenStore {
     }
 }
 
-/// Writes a consistent copy of the live database to `path` with `VACUUM INTO` (readers and
-/// writers carry on meanwhile). Refuses to overwrite. Returns the copy's size in bytes.
-pub async fn backup(db: &SqlitePool, path: &std::path::Path) -> anyhow::Result<u64> {
-    if path.exists() {
-        anyhow::bail!("{} already exists; choose a new file", path.display());
+/// How long each kind of row is kept, in seconds, and why.
+const KEEP: &[(&str, &str, i64)] = &[
+    // Signed requests only matter inside the 5-minute timestamp window.
+    ("callback_requests", "received_at", 3600),
+    // WeChat retries a delivery within about 15 s; a day is plenty.
+    ("callback_deliveries", "received_at", 86_400),
+    // The SMS limits look back 24 hours at most.
+    ("sms_codes", "created_at", 2 * 86_400),
+    // The QR cap per client looks back an hour.
+    ("qr_quota", "reserved_at", 3600),
+    // A scene is dead minutes after its QR code; login history lives in login_events.
+    ("login_scenes", "expires_at", 7 * 86_400),
+    // The sandbox's tickets and tokens die with their expiry.
+    ("sandbox_tickets", "expires_at", 86_400),
+    ("sandbox_tokens", "expires_at", 86_400),
+    ("sandbox_sms", "sent_at", 86_400),
+];
+
+#[async_trait::async_trait]
+impl Ops for Sqlite {
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query_scalar::<_, i64>("SELECT 1")
+            .fetch_one(&self.db)
+            .await?;
+        Ok(())
     }
-    let target = path
-        .to_str()
-        .ok_or_else(|| anyhow::anyhow!("{} is not a UTF-8 path", path.display()))?;
-    sqlx::query("VACUUM INTO ?")
-        .bind(target)
-        .execute(db)
-        .await?;
-    Ok(std::fs::metadata(path)?.len())
+
+    async fn prune(&self, at: i64) -> StoreResult<u64> {
+        let mut deleted = 0;
+        for (table, column, keep) in KEEP {
+            // Table and column names come from the constant above, never from input.
+            deleted += sqlx::query(&format!("DELETE FROM {table} WHERE {column} < ?"))
+                .bind(at - keep)
+                .execute(&self.db)
+                .await?
+                .rows_affected();
+        }
+        Ok(deleted)
+    }
+
+    /// `VACUUM INTO`: readers and writers carry on meanwhile.
+    async fn backup(&self, path: &Path) -> StoreResult<u64> {
+        if path.exists() {
+            return Err(StoreError(anyhow::anyhow!(
+                "{} already exists; choose a new file",
+                path.display()
+            )));
+        }
+        let target = path
+            .to_str()
+            .ok_or_else(|| anyhow::anyhow!("{} is not a UTF-8 path", path.display()))?;
+        sqlx::query("VACUUM INTO ?")
+            .bind(target)
+            .execute(&self.db)
+            .await?;
+        Ok(std::fs::metadata(path).map_err(anyhow::Error::from)?.len())
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    use sqlx::SqlitePool;
+
+    #[tokio::test]
+    async fn old_rows_go_and_recent_ones_stay() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        let store = super::open(&url).await.unwrap();
+        let db = SqlitePool::connect(&url).await.unwrap();
+        let t = 10_000_000;
+        for (scene, expires) in [("old", t - 8 * 86_400), ("new", t - 60)] {
+            sqlx::query(
+                "INSERT INTO login_scenes (scene, owner, ticket, qr_url, created_at, expires_at, updated_at) \
+                 VALUES (?, 'o', ?, 'u', 0, ?, 0)",
+            )
+            .bind(scene)
+            .bind(scene)
+            .bind(expires)
+            .execute(&db)
+            .await
+            .unwrap();
+        }
+        for (sig, at) in [("old", t - 7200), ("new", t - 10)] {
+            sqlx::query("INSERT INTO callback_requests (signature, timestamp, nonce, received_at) VALUES (?, '1', 'n', ?)")
+                .bind(sig)
+                .bind(at)
+                .execute(&db)
+                .await
+                .unwrap();
+        }
+
+        assert_eq!(store.ops.prune(t).await.unwrap(), 2);
+
+        let scenes: Vec<String> = sqlx::query_scalar("SELECT scene FROM login_scenes")
+            .fetch_all(&db)
+            .await
+            .unwrap();
+        let requests: Vec<String> = sqlx::query_scalar("SELECT signature FROM callback_requests")
+            .fetch_all(&db)
+            .await
+            .unwrap();
+        assert_eq!(
+            (scenes, requests),
+            (vec!["new".to_owned()], vec!["new".to_owned()])
+        );
+    }
+
     #[test]
     fn an_in_memory_database_is_refused_with_a_reason() {
         for url in ["sqlite::memory:", "sqlite://x.db?mode=memory"] {

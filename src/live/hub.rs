@@ -62,6 +62,11 @@ impl Hub {
         self.inner.browsers.lock().expect("hub lock").len()
     }
 
+    /// Becomes `true` when the server is shutting down.
+    pub fn stopping(&self) -> watch::Receiver<bool> {
+        self.inner.shutdown.subscribe()
+    }
+
     /// Ends every stream (their browsers reconnect to whichever server comes next).
     pub fn shut_down(&self) {
         self.inner.shutdown.send_replace(true);

@@ -1,0 +1,196 @@
+//! [`app`]: the whole router, every feature's routes and the layers around them (sessions,
+//! limits, security headers, request ids, the request log), and the few routes of no feature.
+
+use std::time::Duration;
+
+use axum::{
+    Router,
+    extract::{DefaultBodyLimit, State},
+    http::{HeaderValue, StatusCode, header},
+    middleware,
+    response::IntoResponse,
+    routing::get,
+};
+use tower_http::{
+    LatencyUnit,
+    request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer},
+    set_header::SetResponseHeaderLayer,
+    timeout::TimeoutLayer,
+    trace::{DefaultOnResponse, TraceLayer},
+};
+use tower_sessions::{Expiry, SessionManagerLayer, cookie::SameSite};
+
+use crate::{admin, binding, error, home, login, sandbox, state::AppState};
+
+/// The whole router for `state` (sessions are kept in its store).
+pub fn app(state: AppState) -> Router {
+    let settings = &state.settings;
+    let session_layer = SessionManagerLayer::new(state.store.sessions.clone())
+        .with_name("wxlogin")
+        .with_http_only(true)
+        .with_same_site(SameSite::Lax)
+        .with_secure(settings.is_https())
+        .with_expiry(Expiry::OnInactivity(time::Duration::seconds(
+            settings.session_idle_seconds,
+        )));
+    let mut router = Router::new()
+        .merge(home::router())
+        .merge(login::router())
+        .merge(binding::router())
+        .merge(admin::router(&state))
+        .route("/healthz", get(healthz))
+        .route("/style.css", get(stylesheet))
+        .route("/app.js", get(script));
+    if state.sandbox.is_some() {
+        router = router.merge(sandbox::router());
+    }
+    let hsts = settings.is_https().then(|| {
+        SetResponseHeaderLayer::if_not_present(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000; includeSubDomains"),
+        )
+    });
+    router
+        .fallback(error::not_found)
+        .layer(middleware::from_fn(error::render_error_pages))
+        .layer(session_layer)
+        // Forms and callbacks are small; nothing here needs more than 64 KiB.
+        .layer(DefaultBodyLimit::max(64 * 1024))
+        // Bounds the time to a response's head; event streams then run on their own clock.
+        .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, Duration::from_secs(15)))
+        .layer(tower::util::option_layer(hsts))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(
+                "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+                 connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+            ),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("same-origin"),
+        ))
+        // Pages show personal data (a phone number, a user list, a live QR code): no cache,
+        // shared or private, keeps them. Static files and the like say otherwise themselves.
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|request: &axum::http::Request<_>| {
+                    let id = request
+                        .headers()
+                        .get("x-request-id")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("-");
+                    // The path only: query strings may carry signatures and tickets.
+                    tracing::info_span!("request", id, method = %request.method(), path = request.uri().path())
+                })
+                // One line per request at info, when its response head goes out: the span
+                // gives id, method and path; the line adds status and latency.
+                .on_request(())
+                .on_response(
+                    DefaultOnResponse::new()
+                        .level(tracing::Level::INFO)
+                        .latency_unit(LatencyUnit::Micros),
+                ),
+        )
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(SetRequestIdLayer::x_request_id(RandomRequestId))
+        .layer(middleware::from_fn_with_state(state.clone(), screen_request_id))
+        .with_state(state)
+}
+
+/// Keeps a request's `X-Request-Id` only when our own proxy set it (the socket's peer is a
+/// trusted proxy) and it is one short, plain token; otherwise it is dropped and a new one made.
+/// A client's own id would go into every log line of its request: a way to forge or break
+/// log lines, or to make one client's requests look like another's.
+async fn screen_request_id(
+    State(state): State<AppState>,
+    mut request: axum::extract::Request,
+    next: middleware::Next,
+) -> axum::response::Response {
+    use axum::extract::ConnectInfo;
+    let from_proxy = request
+        .extensions()
+        .get::<ConnectInfo<std::net::SocketAddr>>()
+        .is_some_and(|ConnectInfo(peer)| {
+            let proxies = &state.settings.ops.trusted_proxies;
+            proxies.iter().any(|net| net.contains(peer.ip()))
+        });
+    let ids = request.headers().get_all("x-request-id");
+    let mut ids = ids.iter();
+    let keep = from_proxy
+        && ids
+            .next()
+            .is_some_and(|id| well_formed_request_id(id.as_bytes()))
+        && ids.next().is_none();
+    if !keep {
+        request.headers_mut().remove("x-request-id");
+    }
+    next.run(request).await
+}
+
+/// 1–64 characters from `A-Z a-z 0-9 - _ . :` (UUIDs, hex ids, nginx's `$request_id`).
+fn well_formed_request_id(id: &[u8]) -> bool {
+    (1..=64).contains(&id.len())
+        && id
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+}
+
+/// Request ids: 64 random bits, hex.
+#[derive(Clone, Copy)]
+struct RandomRequestId;
+
+impl MakeRequestId for RandomRequestId {
+    fn make_request_id<B>(&mut self, _: &axum::http::Request<B>) -> Option<RequestId> {
+        HeaderValue::from_str(&crate::util::random_hex(8))
+            .ok()
+            .map(RequestId::new)
+    }
+}
+
+/// `GET /metrics` (on the metrics address only).
+pub async fn metrics_page(State(state): State<AppState>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(state.wechat.token_fetches()),
+    )
+}
+
+/// `GET /healthz`: the process answers and the database too.
+async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
+    match state.store.ops.ping().await {
+        Ok(()) => (StatusCode::OK, "ok"),
+        Err(e) => {
+            tracing::error!(error = %e, "health check: database unavailable");
+            (StatusCode::SERVICE_UNAVAILABLE, "database unavailable")
+        }
+    }
+}
+
+async fn stylesheet() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=300"),
+        ],
+        include_str!("../style/main.css"),
+    )
+}
+
+async fn script() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=300"),
+        ],
+        include_str!("../public/app.js"),
+    )
+}

@@ -1,0 +1,133 @@
+//! The sandbox's state: its access tokens, QR tickets, followers and SMS inbox.
+
+use super::{Sqlite, WriteError};
+use crate::store::{SandboxState, StoreResult};
+
+#[async_trait::async_trait]
+impl SandboxState for Sqlite {
+    async fn expire_tokens(&self, now: i64) -> StoreResult<()> {
+        sqlx::query("UPDATE sandbox_tokens SET expires_at = ?")
+            .bind(now - 1)
+            .execute(&self.db)
+            .await?;
+        Ok(())
+    }
+
+    async fn cut_tokens(&self, until: i64) -> StoreResult<()> {
+        sqlx::query("UPDATE sandbox_tokens SET expires_at = MIN(expires_at, ?)")
+            .bind(until)
+            .execute(&self.db)
+            .await?;
+        Ok(())
+    }
+
+    async fn insert_token(&self, token: &str, expires_at: i64) -> StoreResult<()> {
+        sqlx::query("INSERT INTO sandbox_tokens (token, expires_at) VALUES (?, ?)")
+            .bind(token)
+            .bind(expires_at)
+            .execute(&self.db)
+            .await?;
+        Ok(())
+    }
+
+    async fn live_token(&self, now: i64) -> StoreResult<Option<(String, i64)>> {
+        Ok(sqlx::query_as(
+            "SELECT token, expires_at FROM sandbox_tokens WHERE expires_at > ? \
+             ORDER BY expires_at DESC LIMIT 1",
+        )
+        .bind(now)
+        .fetch_optional(&self.db)
+        .await?)
+    }
+
+    async fn token_expiry(&self, token: &str) -> StoreResult<Option<i64>> {
+        Ok(
+            sqlx::query_scalar("SELECT expires_at FROM sandbox_tokens WHERE token = ?")
+                .bind(token)
+                .fetch_optional(&self.db)
+                .await?,
+        )
+    }
+
+    async fn insert_ticket(&self, ticket: &str, scene: &str, expires_at: i64) -> StoreResult<()> {
+        let row = (ticket.to_owned(), scene.to_owned(), expires_at);
+        self.writer
+            .run(move |conn| {
+                conn.prepare_cached(
+                    "INSERT INTO sandbox_tickets (ticket, scene, expires_at) VALUES (?, ?, ?)",
+                )?
+                .execute(rusqlite::params![row.0, row.1, row.2])?;
+                Ok::<_, WriteError>(())
+            })
+            .await?;
+        Ok(())
+    }
+
+    async fn ticket_scene(&self, ticket: &str, now: i64) -> StoreResult<Option<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT scene FROM sandbox_tickets WHERE ticket = ? AND expires_at > ?",
+        )
+        .bind(ticket)
+        .bind(now)
+        .fetch_optional(&self.db)
+        .await?)
+    }
+
+    async fn follower(&self, openid: &str) -> StoreResult<Option<(bool, i64)>> {
+        Ok(sqlx::query_as(
+            "SELECT following, subscribe_time FROM sandbox_followers WHERE openid = ?",
+        )
+        .bind(openid)
+        .fetch_optional(&self.db)
+        .await?)
+    }
+
+    async fn follow(&self, openid: &str, now: i64) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO sandbox_followers (openid, following, subscribe_time) VALUES (?1, 1, ?2) \
+             ON CONFLICT (openid) DO UPDATE SET following = 1, subscribe_time = ?2",
+        )
+        .bind(openid)
+        .bind(now)
+        .execute(&self.db)
+        .await?;
+        Ok(())
+    }
+
+    async fn recent_openids(&self, limit: i64) -> StoreResult<Vec<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT openid FROM sandbox_followers ORDER BY subscribe_time DESC LIMIT ?",
+        )
+        .bind(limit)
+        .fetch_all(&self.db)
+        .await?)
+    }
+
+    async fn deliver_sms(&self, phone: &str, code: &str, now: i64) -> StoreResult<()> {
+        sqlx::query("INSERT INTO sandbox_sms (phone, code, sent_at) VALUES (?, ?, ?)")
+            .bind(phone)
+            .bind(code)
+            .bind(now)
+            .execute(&self.db)
+            .await?;
+        Ok(())
+    }
+
+    async fn newest_sms(&self, phone: &str) -> StoreResult<Option<(String, i64)>> {
+        Ok(sqlx::query_as(
+            "SELECT code, sent_at FROM sandbox_sms WHERE phone = ? ORDER BY id DESC LIMIT 1",
+        )
+        .bind(phone)
+        .fetch_optional(&self.db)
+        .await?)
+    }
+
+    async fn inbox(&self, limit: i64) -> StoreResult<Vec<(String, String, i64)>> {
+        Ok(
+            sqlx::query_as("SELECT phone, code, sent_at FROM sandbox_sms ORDER BY id DESC LIMIT ?")
+                .bind(limit)
+                .fetch_all(&self.db)
+                .await?,
+        )
+    }
+}
