@@ -1,10 +1,8 @@
--- The per-IP cap on new QR codes counts reservations, not login_scenes: a slot is taken, in
--- one step with the count, before WeChat is asked for a code, and given back if WeChat fails.
--- Counting scenes left a gap between the count and the insert (the WeChat call), which
--- parallel first visits raced through. `client_key` is the address, or its /64 for IPv6.
-CREATE TABLE qr_quota (
-    id          INTEGER PRIMARY KEY,
-    client_key  TEXT NOT NULL,
-    reserved_at INTEGER NOT NULL
-);
-CREATE INDEX qr_quota_client ON qr_quota (client_key, reserved_at);
+-- The per-client cap on new QR codes counts by `client_key`: the address, or its /64 for IPv6
+-- (`client_ip` keeps the full address for the login history and the WeChat reply). Codes
+-- still being made at WeChat are counted too, in the server, under the same lock as this
+-- count, so parallel first visits can't all pass a count made before any of them was stored.
+ALTER TABLE login_scenes ADD COLUMN client_key TEXT;
+CREATE INDEX login_scenes_client_key ON login_scenes (client_key, created_at);
+-- Nothing looks scenes up by the full address any more.
+DROP INDEX login_scenes_client_ip;

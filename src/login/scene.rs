@@ -150,9 +150,7 @@ pub async fn create(
             Metrics::inc(&state.metrics.wechat_errors);
             tracing::warn!(errcode = ?e.errcode(), error = %e, "could not create a login QR code");
             // No code was made: the slot goes back, so WeChat's bad minute costs nobody quota.
-            if let Err(e) = scenes.free_qr_slot(slot).await {
-                tracing::error!(error = %e, "a QR quota slot could not be given back");
-            }
+            scenes.free_qr_slot(slot).await;
             return Err(AppError::Unavailable(e.into()));
         }
     };
@@ -174,7 +172,7 @@ pub async fn create(
         expires_at: created_at + lifetime,
         updated_at: created_at,
     };
-    scenes.insert(&row).await?;
+    scenes.insert(&row, slot).await?;
     Ok(row)
 }
 

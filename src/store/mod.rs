@@ -107,13 +107,17 @@ pub trait Scenes: Send + Sync {
     /// The newest scene of browser `owner`.
     async fn current(&self, owner: &str) -> StoreResult<Option<Scene>>;
     /// Takes one of `cap` new-QR slots per hour of client `key` at `now`, in one step with the
-    /// count: `Ok(slot)`, or `Err(seconds)` until a slot frees.
-    async fn reserve_qr_slot(&self, key: &str, cap: i64, now: i64)
-    -> StoreResult<Result<i64, i64>>;
-    /// Gives a reserved slot back (WeChat made no code).
-    async fn free_qr_slot(&self, slot: i64) -> StoreResult<()>;
-    /// Stores a new scene.
-    async fn insert(&self, scene: &Scene) -> StoreResult<()>;
+    /// count (codes being made count too): `Ok(slot)`, or `Err(seconds)` until one frees.
+    async fn reserve_qr_slot(
+        &self,
+        key: &str,
+        cap: i64,
+        now: i64,
+    ) -> StoreResult<Result<QrSlot, i64>>;
+    /// Gives a slot back (WeChat made no code).
+    async fn free_qr_slot(&self, slot: QrSlot);
+    /// Stores a new scene, made with `slot`.
+    async fn insert(&self, scene: &Scene, slot: QrSlot) -> StoreResult<()>;
     /// Redeems the browser's authorized scene, once: the user to log in and their session
     /// epoch. A scene is redeemable for `grace` seconds after its scan.
     async fn consume(&self, owner: &str, grace: i64, now: i64) -> StoreResult<Option<(i64, i64)>>;

@@ -75,6 +75,14 @@ pub struct Scene {
     pub updated_at: i64,
 }
 
+/// One of a client's new-QR slots, taken by [`crate::store::Scenes::reserve_qr_slot`]: spent
+/// by storing the scene made with it, or given back.
+#[derive(Debug)]
+pub struct QrSlot {
+    /// What the client is counted by.
+    pub(crate) key: String,
+}
+
 /// What a scan (or a binding) came to, as the login history records it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {

@@ -125,3 +125,29 @@ async fn a_code_wechat_failed_to_make_gives_its_slot_back() {
     assert_eq!(capped.status(), 429);
     assert_eq!(app.count("tower_sessions").await, 2);
 }
+
+#[tokio::test]
+async fn ipv6_clients_are_capped_by_their_64() {
+    let app = spawn_app_with(|s| {
+        s.ops.qr_per_ip_per_hour = 2;
+        s.ops.trusted_proxies = vec![wxlogin::config::IpNet::parse("127.0.0.1").unwrap()];
+    })
+    .await;
+    let visit = |ip: &'static str| {
+        let app = &app;
+        async move {
+            app.get_with_header(&app.browser(), "/login", ("x-forwarded-for", ip))
+                .await
+                .status()
+        }
+    };
+    assert_eq!(visit("2001:db8:1:2::a").await, 200);
+    assert_eq!(visit("2001:db8:1:2:ffff::b").await, 200);
+    // A third address of the same /64 is the same subscriber line.
+    assert_eq!(visit("2001:db8:1:2::c").await, 429);
+    assert_eq!(
+        visit("2001:db8:1:3::1").await,
+        200,
+        "another /64 is another client"
+    );
+}

@@ -47,6 +47,8 @@ pub struct Sqlite {
     writer: Writer,
     /// Ends the checkpoint thread when the backend goes.
     _checkpointer: Checkpointer,
+    /// New QR codes being made at WeChat, per client key: counted with the stored ones.
+    qr_making: scenes::Making,
 }
 
 /// Opens (creating and migrating) the database at `url`, starts the writer and checkpoint
@@ -73,6 +75,7 @@ pub async fn open(url: &str) -> anyhow::Result<Store> {
         reports,
         writer,
         _checkpointer: checkpointer,
+        qr_making: Default::default(),
     });
     Ok(Store {
         scenes: backend.clone(),
@@ -304,8 +307,6 @@ const KEEP: &[(&str, &str, i64)] = &[
     ("callback_deliveries", "received_at", 86_400),
     // The SMS limits look back 24 hours at most.
     ("sms_codes", "created_at", 2 * 86_400),
-    // The QR cap per client looks back an hour.
-    ("qr_quota", "reserved_at", 3600),
     // A scene is dead minutes after its QR code; login history lives in login_events.
     ("login_scenes", "expires_at", 7 * 86_400),
     // The sandbox's tickets and tokens die with their expiry.

@@ -1,11 +1,13 @@
-//! Login scenes and the per-client QR quota. New scenes and quota slots go through the writer:
-//! under load, the inserts of concurrent login pages share its transactions instead of taking
-//! turns at SQLite's write lock, and a slot's count and insert are one step.
+//! Login scenes and the per-client QR quota. New scenes go through the writer: under load, the
+//! inserts of concurrent login pages share its transactions instead of taking turns at
+//! SQLite's write lock. The quota counts a client's stored codes of the last hour plus the
+//! ones being made at WeChat, under a lock of that client's (a second writer job per page, reserving a row
+//! before asking WeChat, cost a quarter of the /login throughput: docs/benchmarks.md).
 
-use rusqlite::OptionalExtension;
+use std::{collections::HashMap, sync::Arc};
 
 use super::{Sqlite, WriteError};
-use crate::store::{Scene, SceneState, Scenes, StoreError, StoreResult};
+use crate::store::{QrSlot, Scene, SceneState, Scenes, StoreError, StoreResult};
 
 /// The columns of a scene, in the order [`scene_from`] reads them.
 pub(super) const COLUMNS: &str = "scene, owner, ticket, qr_url, state, openid, user_id, lang, \
@@ -112,56 +114,54 @@ impl Scenes for Sqlite {
         key: &str,
         cap: i64,
         now: i64,
-    ) -> StoreResult<Result<i64, i64>> {
-        let key = key.to_owned();
-        self.writer
-            .run(move |conn| {
-                let window_start = now - 3600;
-                // The cap-th newest slot of this client within the hour, if there is one:
-                // reading at most `cap` index entries, however many the client took. When it
-                // leaves the window, the client is under the cap again.
-                let capped_since: Option<i64> = conn
-                    .prepare_cached(
-                        "SELECT reserved_at FROM qr_quota WHERE client_key = ? AND reserved_at > ? \
-                         ORDER BY reserved_at DESC LIMIT 1 OFFSET ?",
-                    )?
-                    .query_row(rusqlite::params![key, window_start, cap - 1], |row| {
-                        row.get(0)
-                    })
-                    .optional()?;
-                if let Some(since) = capped_since {
-                    return Ok(Err((since - window_start).max(1)));
-                }
-                let slot = conn
-                    .prepare_cached(
-                        "INSERT INTO qr_quota (client_key, reserved_at) VALUES (?, ?) RETURNING id",
-                    )?
-                    .query_row(rusqlite::params![key, now], |row| row.get(0))?;
-                Ok::<_, WriteError>(Ok(slot))
-            })
-            .await
-            .map_err(StoreError::from)
+    ) -> StoreResult<Result<QrSlot, i64>> {
+        // This client's lock is held over the count and the increment: no other page of the
+        // same client can count between them. Other clients don't wait for it.
+        let client = self.qr_making.client(key);
+        let mut making = client.lock().await;
+        if *making >= cap {
+            // They are all being stored now: an hour, unless WeChat fails some.
+            return Ok(Err(3600));
+        }
+        let window_start = now - 3600;
+        // The (cap - making)-th newest code of this client within the hour, if there is one:
+        // reading at most `cap` index entries, however many codes the client made. When it
+        // leaves the window, the client is under the cap again.
+        let capped_since: Option<i64> = sqlx::query_scalar(
+            "SELECT created_at FROM login_scenes WHERE client_key = ? AND created_at > ? \
+             ORDER BY created_at DESC LIMIT 1 OFFSET ?",
+        )
+        .bind(key)
+        .bind(window_start)
+        .bind(cap - *making - 1)
+        .fetch_optional(&self.db)
+        .await?;
+        if let Some(since) = capped_since {
+            return Ok(Err((since - window_start).max(1)));
+        }
+        *making += 1;
+        Ok(Ok(QrSlot {
+            key: key.to_owned(),
+        }))
     }
 
-    async fn free_qr_slot(&self, slot: i64) -> StoreResult<()> {
-        self.writer
-            .run(move |conn| {
-                conn.prepare_cached("DELETE FROM qr_quota WHERE id = ?")?
-                    .execute([slot])?;
-                Ok::<_, WriteError>(())
-            })
-            .await?;
-        Ok(())
+    async fn free_qr_slot(&self, slot: QrSlot) {
+        let client = self.qr_making.client(&slot.key);
+        *client.lock().await -= 1;
+        drop(client);
+        self.qr_making.forget_idle(&slot.key);
     }
 
-    async fn insert(&self, scene: &Scene) -> StoreResult<()> {
+    async fn insert(&self, scene: &Scene, slot: QrSlot) -> StoreResult<()> {
         let s = scene.clone();
-        self.writer
+        let key = slot.key.clone();
+        let stored = self
+            .writer
             .run(move |conn| {
                 conn.prepare_cached(
                     "INSERT INTO login_scenes (scene, owner, ticket, qr_url, state, lang, \
-                     client_ip, user_agent, created_at, expires_at, updated_at) \
-                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                     client_ip, client_key, user_agent, created_at, expires_at, updated_at) \
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 )?
                 .execute(rusqlite::params![
                     s.scene,
@@ -171,6 +171,7 @@ impl Scenes for Sqlite {
                     s.state.as_str(),
                     s.lang,
                     s.client_ip,
+                    key,
                     s.user_agent,
                     s.created_at,
                     s.expires_at,
@@ -178,7 +179,11 @@ impl Scenes for Sqlite {
                 ])?;
                 Ok::<_, WriteError>(())
             })
-            .await?;
+            .await;
+        // Stored (and so counted by the database from now on) or not stored at all: either
+        // way, the code is no longer one being made.
+        self.free_qr_slot(slot).await;
+        stored?;
         Ok(())
     }
 
@@ -205,5 +210,31 @@ impl Scenes for Sqlite {
         .fetch_one(&self.db)
         .await?;
         Ok(Some((user_id, epoch)))
+    }
+}
+
+/// The new QR codes each client has being made at WeChat (reserved, not stored yet), each
+/// behind a lock of its own.
+#[derive(Default)]
+pub(super) struct Making {
+    clients: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<i64>>>>,
+}
+
+impl Making {
+    /// The count of client `key`, made on first use.
+    fn client(&self, key: &str) -> Arc<tokio::sync::Mutex<i64>> {
+        let mut clients = self.clients.lock().expect("QR quota lock");
+        clients.entry(key.to_owned()).or_default().clone()
+    }
+
+    /// Forgets client `key` if it has nothing being made and nobody holds its count.
+    fn forget_idle(&self, key: &str) {
+        let mut clients = self.clients.lock().expect("QR quota lock");
+        if let Some(count) = clients.get(key)
+            && Arc::strong_count(count) == 1
+            && count.try_lock().is_ok_and(|n| *n <= 0)
+        {
+            clients.remove(key);
+        }
     }
 }
