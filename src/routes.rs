@@ -1,7 +1,7 @@
 //! [`app`]: the whole router, every feature's routes and the layers around them (sessions,
 //! limits, security headers, request ids, the request log), and the few routes of no feature.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use axum::{
     Router,
@@ -20,10 +20,15 @@ use tower_http::{
 };
 use tower_sessions::{Expiry, SessionManagerLayer, cookie::SameSite};
 
-use crate::{admin, binding, error, home, login, sandbox, state::AppState};
+use crate::{
+    admin, binding, error, home, login,
+    sandbox::{self, Sandbox},
+    state::AppState,
+};
 
-/// The whole router for `state` (sessions are kept in its store).
-pub fn app(state: AppState) -> Router {
+/// The whole router for `state` (sessions are kept in its store), with the sandbox's routes
+/// when there is one (sandbox mode only).
+pub fn app(state: AppState, sandbox: Option<Arc<Sandbox>>) -> Router {
     let settings = &state.settings;
     let session_layer = SessionManagerLayer::new(state.store.sessions.clone())
         .with_name("wxlogin")
@@ -41,8 +46,8 @@ pub fn app(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/style.css", get(stylesheet))
         .route("/app.js", get(script));
-    if state.sandbox.is_some() {
-        router = router.merge(sandbox::router());
+    if let Some(sandbox) = sandbox {
+        router = router.merge(sandbox::router(sandbox));
     }
     let hsts = settings.is_https().then(|| {
         SetResponseHeaderLayer::if_not_present(

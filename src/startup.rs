@@ -9,12 +9,12 @@ use tokio::net::TcpListener;
 use url::Url;
 
 use crate::{
-    binding,
     config::{Mode, Settings, TokenEndpoint},
     maintenance,
     routes::{app, metrics_page},
     sandbox::Sandbox,
     server::{ConnectionLimits, serve_http1},
+    sms,
     state::AppState,
     store::Store,
     wechat::client::{ClientConfig, TokenKind, WechatClient},
@@ -71,7 +71,7 @@ impl Application {
         let sandbox = (settings.mode == Mode::Sandbox)
             .then(|| self_url.join("wechat/callback").map(Sandbox::new))
             .transpose()?;
-        let sms = binding::sms::sender(&settings.sms, sandbox.is_some().then(|| store.clone()));
+        let sms = sms::sender(&settings.sms, sandbox.is_some().then(|| store.clone()));
         let state = AppState {
             settings: Arc::new(settings),
             public_url,
@@ -80,10 +80,9 @@ impl Application {
             live: Default::default(),
             sms,
             code_key: Arc::new(code_key),
-            sandbox,
             metrics: Arc::default(),
         };
-        let router = app(state.clone());
+        let router = app(state.clone(), sandbox);
         Ok(Application {
             listener,
             router,

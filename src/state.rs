@@ -5,8 +5,7 @@ use std::sync::Arc;
 use url::Url;
 
 use crate::{
-    binding::sms::SmsSender, config::Settings, live::Live, metrics::Metrics, sandbox::Sandbox,
-    wechat::client::WechatClient,
+    config::Settings, live::Live, metrics::Metrics, sms::SmsSender, wechat::client::WechatClient,
 };
 
 /// Shared state of the running application. Cloning is cheap.
@@ -27,8 +26,6 @@ pub struct AppState {
     pub sms: Arc<dyn SmsSender>,
     /// Key for the keyed hash of SMS codes.
     pub code_key: Arc<[u8; 32]>,
-    /// The built-in WeChat stand-in, in sandbox mode only.
-    pub sandbox: Option<Arc<Sandbox>>,
     /// Counters for `/metrics`.
     pub metrics: Arc<Metrics>,
 }

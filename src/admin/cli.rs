@@ -11,7 +11,7 @@ use clap::Subcommand;
 
 use crate::{
     admin::audit::Action,
-    binding::phone::Phone,
+    phone::Phone,
     store::{Store, StoreError},
 };
 

@@ -6,7 +6,7 @@ use rand::Rng;
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
-use crate::{binding::phone::Phone, error::AppResult, state::AppState, store::CodeTry, util::now};
+use crate::{error::AppResult, phone::Phone, state::AppState, store::CodeTry, util::now};
 
 /// How long a code is valid.
 pub const CODE_TTL_SECONDS: i64 = 300;

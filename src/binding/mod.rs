@@ -3,13 +3,11 @@
 //!
 //! Only the browser whose scan needs it may bind, and only while its QR code lives. Codes are
 //! 6 digits from the OS CSPRNG, valid 5 minutes, and stored only as a keyed hash. The limits
-//! ([`sms::SmsLimits`], all configurable) are: dead after 5 wrong tries, resent no sooner than
+//! ([`crate::sms::SmsLimits`], all configurable) are: dead after 5 wrong tries, resent no sooner than
 //! 60 s, at most 5 per phone per hour and 10 per day, at most 20 per client IP per hour.
 
 pub mod code;
 pub mod limits;
-pub mod phone;
-pub mod sms;
 mod views;
 
 use axum::{
@@ -21,6 +19,7 @@ use axum::{
 };
 use serde::Deserialize;
 
+use crate::phone::Phone;
 use crate::{
     client_info::ClientInfo,
     error::AppResult,
@@ -34,7 +33,6 @@ use crate::{
 };
 pub use code::CODE_TTL_SECONDS;
 use code::CodeCheck;
-use phone::Phone;
 use views::{BindForm, render};
 
 /// Routes of this feature.

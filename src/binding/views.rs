@@ -7,8 +7,8 @@ use axum::{
 use leptos::prelude::*;
 
 use crate::{
-    binding::phone::Phone,
     error::AppResult,
+    phone::Phone,
     session::WebSession,
     ui::{self, Lang, PageOptions, Text, csrf_field, fill},
 };

@@ -1,8 +1,10 @@
 //! The sandbox's WeChat API: `cgi-bin/token`, `stable_token`, `qrcode/create`, `showqrcode`
 //! and `user/info`, with the official JSON shapes and errcodes.
 
+use std::sync::Arc;
+
 use axum::{
-    Json,
+    Extension, Json,
     extract::{Query, State},
     http::{StatusCode, header},
     response::{IntoResponse, Response},
@@ -11,7 +13,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use subtle::ConstantTimeEq;
 
-use super::Faults;
+use super::{Faults, Sandbox};
 use crate::{
     config::expose,
     state::AppState,
@@ -29,8 +31,8 @@ fn error(errcode: i64, errmsg: &str) -> Response {
 }
 
 /// Applies an ordered fault: waits, and answers with its errcode if it has one.
-async fn fault(state: &AppState) -> Option<Response> {
-    let (errcode, delay) = state.sandbox.as_ref()?.next_fault()?;
+async fn fault(sandbox: &Sandbox) -> Option<Response> {
+    let (errcode, delay) = sandbox.next_fault()?;
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }
@@ -42,10 +44,11 @@ async fn fault(state: &AppState) -> Option<Response> {
 }
 
 /// `POST /sandbox/api/faults`: tells the sandbox API to misbehave (tests only).
-pub(super) async fn faults(State(state): State<AppState>, Json(plan): Json<Faults>) -> Response {
-    let Some(sandbox) = &state.sandbox else {
-        return StatusCode::NOT_FOUND.into_response();
-    };
+pub(super) async fn faults(
+    Extension(sandbox): Extension<Arc<Sandbox>>,
+    State(state): State<AppState>,
+    Json(plan): Json<Faults>,
+) -> Response {
     if plan.expire_tokens
         && let Err(e) = state.store.sandbox.expire_tokens(now()).await
     {
@@ -86,8 +89,12 @@ pub(super) struct TokenQuery {
 }
 
 /// `GET cgi-bin/token`: a new token each call; the previous one works 5 more minutes.
-pub(super) async fn token(State(state): State<AppState>, Query(q): Query<TokenQuery>) -> Response {
-    if let Some(faulty) = fault(&state).await {
+pub(super) async fn token(
+    Extension(sandbox): Extension<Arc<Sandbox>>,
+    State(state): State<AppState>,
+    Query(q): Query<TokenQuery>,
+) -> Response {
+    if let Some(faulty) = fault(&sandbox).await {
         return faulty;
     }
     if q.grant_type.as_deref() != Some("client_credential") {
@@ -123,10 +130,11 @@ pub(super) struct StableTokenBody {
 
 /// `POST cgi-bin/stable_token`: the same token while it is valid, unless `force_refresh`.
 pub(super) async fn stable_token(
+    Extension(sandbox): Extension<Arc<Sandbox>>,
     State(state): State<AppState>,
     body: Option<Json<StableTokenBody>>,
 ) -> Response {
-    if let Some(faulty) = fault(&state).await {
+    if let Some(faulty) = fault(&sandbox).await {
         return faulty;
     }
     let Some(Json(body)) = body else {
@@ -185,11 +193,12 @@ async fn check_token(state: &AppState, token: Option<&str>) -> Option<Response> 
 
 /// `POST cgi-bin/qrcode/create`.
 pub(super) async fn create_qr(
+    Extension(sandbox): Extension<Arc<Sandbox>>,
     State(state): State<AppState>,
     Query(q): Query<TokenParam>,
     body: Option<Json<Value>>,
 ) -> Response {
-    if let Some(faulty) = fault(&state).await {
+    if let Some(faulty) = fault(&sandbox).await {
         return faulty;
     }
     if let Some(refusal) = check_token(&state, q.access_token.as_deref()).await {
@@ -262,10 +271,11 @@ pub(super) struct UserInfoQuery {
 /// `GET cgi-bin/user/info`: `subscribe`, `openid`, `subscribe_time` (no nickname or avatar:
 /// WeChat stopped returning them on 2021-12-27).
 pub(super) async fn user_info(
+    Extension(sandbox): Extension<Arc<Sandbox>>,
     State(state): State<AppState>,
     Query(q): Query<UserInfoQuery>,
 ) -> Response {
-    if let Some(faulty) = fault(&state).await {
+    if let Some(faulty) = fault(&sandbox).await {
         return faulty;
     }
     if let Some(refusal) = check_token(&state, q.access_token.as_deref()).await {

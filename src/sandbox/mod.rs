@@ -15,7 +15,7 @@ use std::{
 };
 
 use axum::{
-    Router,
+    Extension, Router,
     routing::{get, post},
 };
 use url::Url;
@@ -85,7 +85,7 @@ impl Sandbox {
 }
 
 /// Routes under `/sandbox`.
-pub fn router() -> Router<AppState> {
+pub fn router(sandbox: Arc<Sandbox>) -> Router<AppState> {
     Router::new()
         .route("/sandbox/cgi-bin/token", get(api::token))
         .route("/sandbox/cgi-bin/stable_token", post(api::stable_token))
@@ -100,6 +100,9 @@ pub fn router() -> Router<AppState> {
         .route("/sandbox/api/scan", post(phone::scan_api))
         .route("/sandbox/api/sms", get(phone::sms_api))
         .route("/sandbox/api/faults", post(api::faults))
+        // The sandbox's own state reaches its handlers here, so the application state needn't
+        // know the sandbox.
+        .layer(Extension(sandbox))
 }
 
 /// What a scan did.
@@ -143,8 +146,12 @@ pub fn valid_openid(openid: &str) -> bool {
 /// Scans `ticket` as `openid`: sends the signed event to the app exactly as WeChat would
 /// (`subscribe` with `qrscene_` the first time this person meets the account, `SCAN` after)
 /// and returns what WeChat would show.
-pub async fn scan(state: &AppState, ticket: &str, openid: &str) -> Result<ScanOutcome, ScanError> {
-    let sandbox = state.sandbox.as_ref().ok_or(ScanError::BadTicket)?;
+pub async fn scan(
+    state: &AppState,
+    sandbox: &Sandbox,
+    ticket: &str,
+    openid: &str,
+) -> Result<ScanOutcome, ScanError> {
     if !valid_openid(openid) {
         return Err(ScanError::BadOpenid);
     }

@@ -2,8 +2,10 @@
 //! Official Account's reply as a chat bubble, an SMS inbox, and the same two things as JSON for
 //! automation (`POST /sandbox/api/scan`, `GET /sandbox/api/sms`).
 
+use std::sync::Arc;
+
 use axum::{
-    Form, Json,
+    Extension, Form, Json,
     extract::{Path, Query, State},
     http::StatusCode,
     response::{IntoResponse, Response},
@@ -12,10 +14,10 @@ use leptos::prelude::*;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{ScanError, ScanOutcome, scan};
+use super::{Sandbox, ScanError, ScanOutcome, scan};
 use crate::{
-    binding::phone::Phone,
     error::{AppError, AppResult},
+    phone::Phone,
     state::AppState,
     ui::{self, Lang, PageOptions, fill},
     util::random_hex,
@@ -37,13 +39,14 @@ pub(super) struct ScanForm {
 
 /// `POST /sandbox/scan/{ticket}`: the person taps "scan".
 pub(super) async fn scan_form(
+    Extension(sandbox): Extension<Arc<Sandbox>>,
     State(state): State<AppState>,
     lang: Lang,
     Path(ticket): Path<String>,
     Form(form): Form<ScanForm>,
 ) -> AppResult<Response> {
     let openid = form.openid.trim();
-    let result = scan(&state, &ticket, openid).await;
+    let result = scan(&state, &sandbox, &ticket, openid).await;
     let status = match &result {
         Ok(_) => StatusCode::OK,
         Err(ScanError::BadOpenid) => StatusCode::BAD_REQUEST,
@@ -163,10 +166,11 @@ pub(super) struct ScanRequest {
 
 /// `POST /sandbox/api/scan` `{"ticket", "openid"}` → `{"reply", "event", ...}`.
 pub(super) async fn scan_api(
+    Extension(sandbox): Extension<Arc<Sandbox>>,
     State(state): State<AppState>,
     Json(req): Json<ScanRequest>,
 ) -> Response {
-    match scan(&state, &req.ticket, &req.openid).await {
+    match scan(&state, &sandbox, &req.ticket, &req.openid).await {
         Ok(outcome) => Json(outcome).into_response(),
         Err(e) => {
             let status = match e {

@@ -19,14 +19,12 @@ use secrecy::SecretString;
 use sha2::{Digest, Sha256};
 use url::Url;
 use wxlogin::{
-    binding::{
-        phone::Phone,
-        sms::{
-            AliyunSettings, AliyunSms, Gateway, SmsSender, TencentSettings, TencentSms,
-            WebhookSettings, WebhookSms,
-        },
-    },
     config::{Settings, SmsProvider},
+    phone::Phone,
+    sms::{
+        AliyunSettings, AliyunSms, Gateway, SmsSender, TencentSettings, TencentSms,
+        WebhookSettings, WebhookSms,
+    },
 };
 
 use crate::helpers::{TestApp, location, spawn_app_with};

@@ -27,18 +27,14 @@ use secrecy::SecretString;
 use sha2::{Digest, Sha256};
 use url::Url;
 
-use super::{
-    SmsError, SmsSender, endpoint, host_header, http_client, identifier, required, required_secret,
-    utc_parts,
-};
-use crate::{
-    binding::phone::Phone,
-    config::{ConfigError, expose},
-    util::now,
-};
+use secrecy::ExposeSecret;
+
+use super::{SmsError, SmsSender, host_header, http_client, utc_parts};
+use crate::{phone::Phone, util::now};
 
 const PROVIDER: &str = "tencent";
-const DEFAULT_ENDPOINT: &str = "https://sms.tencentcloudapi.com/";
+/// Where `SendSms` goes unless `WXLOGIN_SMS_TENCENT_ENDPOINT` says otherwise.
+pub const DEFAULT_ENDPOINT: &str = "https://sms.tencentcloudapi.com/";
 const SERVICE: &str = "sms";
 const ACTION: &str = "SendSms";
 const VERSION: &str = "2021-01-11";
@@ -62,59 +58,6 @@ pub struct TencentSettings {
     pub region: String,
     /// `WXLOGIN_SMS_TENCENT_ENDPOINT` (default `https://sms.tencentcloudapi.com/`).
     pub endpoint: Url,
-}
-
-impl TencentSettings {
-    pub(super) fn from_env(env: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let digits = |c: char| c.is_ascii_digit();
-        Ok(TencentSettings {
-            secret_id: identifier(
-                "WXLOGIN_SMS_TENCENT_SECRET_ID",
-                required(env, "WXLOGIN_SMS_TENCENT_SECRET_ID", PROVIDER)?,
-                128,
-                |c| c.is_ascii_alphanumeric(),
-                "the SecretId (letters and digits, e.g. AKID...)",
-            )?,
-            secret_key: required_secret(
-                env,
-                "WXLOGIN_SMS_TENCENT_SECRET_KEY",
-                PROVIDER,
-                16,
-                "the SecretKey",
-            )?,
-            sdk_app_id: identifier(
-                "WXLOGIN_SMS_TENCENT_SDK_APP_ID",
-                required(env, "WXLOGIN_SMS_TENCENT_SDK_APP_ID", PROVIDER)?,
-                20,
-                digits,
-                "the SmsSdkAppId, digits only (e.g. 1400006666)",
-            )?,
-            sign_name: identifier(
-                "WXLOGIN_SMS_TENCENT_SIGN_NAME",
-                required(env, "WXLOGIN_SMS_TENCENT_SIGN_NAME", PROVIDER)?,
-                64,
-                |c| !c.is_control(),
-                "the approved signature name (签名), at most 64 characters",
-            )?,
-            template_id: identifier(
-                "WXLOGIN_SMS_TENCENT_TEMPLATE_ID",
-                required(env, "WXLOGIN_SMS_TENCENT_TEMPLATE_ID", PROVIDER)?,
-                20,
-                digits,
-                "the template ID, digits only",
-            )?,
-            region: identifier(
-                "WXLOGIN_SMS_TENCENT_REGION",
-                env("WXLOGIN_SMS_TENCENT_REGION")
-                    .map(|v| v.trim().to_owned())
-                    .unwrap_or_else(|| "ap-guangzhou".into()),
-                32,
-                |c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-',
-                "a region such as ap-guangzhou, ap-beijing or ap-nanjing",
-            )?,
-            endpoint: endpoint(env, "WXLOGIN_SMS_TENCENT_ENDPOINT", DEFAULT_ENDPOINT)?,
-        })
-    }
 }
 
 fn sha256_hex(data: &[u8]) -> String {
@@ -226,7 +169,7 @@ impl TencentSms {
         );
         let authorization = authorization(
             &s.secret_id,
-            expose(&s.secret_key),
+            s.secret_key.expose_secret(),
             SERVICE,
             timestamp,
             &canonical,

@@ -19,17 +19,17 @@ use secrecy::SecretString;
 use sha1::Sha1;
 use url::Url;
 
-use super::{
-    SmsError, SmsSender, endpoint, http_client, identifier, required, required_secret, utc_parts,
-};
+use secrecy::ExposeSecret;
+
+use super::{SmsError, SmsSender, http_client, utc_parts};
 use crate::{
-    binding::phone::Phone,
-    config::{ConfigError, expose},
+    phone::Phone,
     util::{now, random_hex},
 };
 
 const PROVIDER: &str = "aliyun";
-const DEFAULT_ENDPOINT: &str = "https://dysmsapi.aliyuncs.com/";
+/// Where `SendSms` goes unless `WXLOGIN_SMS_ALIYUN_ENDPOINT` says otherwise.
+pub const DEFAULT_ENDPOINT: &str = "https://dysmsapi.aliyuncs.com/";
 
 /// Alibaba Cloud SMS account and template.
 #[derive(Debug, Clone)]
@@ -47,55 +47,6 @@ pub struct AliyunSettings {
     pub template_param: String,
     /// `WXLOGIN_SMS_ALIYUN_ENDPOINT` (default `https://dysmsapi.aliyuncs.com/`).
     pub endpoint: Url,
-}
-
-fn name_char(c: char) -> bool {
-    c.is_ascii_alphanumeric() || c == '_'
-}
-
-impl AliyunSettings {
-    pub(super) fn from_env(env: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        Ok(AliyunSettings {
-            access_key_id: identifier(
-                "WXLOGIN_SMS_ALIYUN_ACCESS_KEY_ID",
-                required(env, "WXLOGIN_SMS_ALIYUN_ACCESS_KEY_ID", PROVIDER)?,
-                128,
-                |c| c.is_ascii_alphanumeric(),
-                "the AccessKey ID (letters and digits)",
-            )?,
-            access_key_secret: required_secret(
-                env,
-                "WXLOGIN_SMS_ALIYUN_ACCESS_KEY_SECRET",
-                PROVIDER,
-                16,
-                "the AccessKey secret",
-            )?,
-            sign_name: identifier(
-                "WXLOGIN_SMS_ALIYUN_SIGN_NAME",
-                required(env, "WXLOGIN_SMS_ALIYUN_SIGN_NAME", PROVIDER)?,
-                64,
-                |c| !c.is_control(),
-                "the approved signature name (签名), at most 64 characters",
-            )?,
-            template_code: identifier(
-                "WXLOGIN_SMS_ALIYUN_TEMPLATE_CODE",
-                required(env, "WXLOGIN_SMS_ALIYUN_TEMPLATE_CODE", PROVIDER)?,
-                64,
-                name_char,
-                "a template code such as SMS_154950909",
-            )?,
-            template_param: identifier(
-                "WXLOGIN_SMS_ALIYUN_TEMPLATE_PARAM",
-                env("WXLOGIN_SMS_ALIYUN_TEMPLATE_PARAM")
-                    .map(|v| v.trim().to_owned())
-                    .unwrap_or_else(|| "code".into()),
-                64,
-                name_char,
-                "the template variable's name, e.g. code",
-            )?,
-            endpoint: endpoint(env, "WXLOGIN_SMS_ALIYUN_ENDPOINT", DEFAULT_ENDPOINT)?,
-        })
-    }
 }
 
 /// RFC 3986 percent-encoding as Alibaba Cloud (and Tencent) want it: only `A-Z a-z 0-9 - _ . ~`
@@ -181,7 +132,7 @@ impl AliyunSms {
             ("Version", "2017-05-25"),
         ];
         let signature = sign(
-            expose(&s.access_key_secret),
+            s.access_key_secret.expose_secret(),
             &string_to_sign("POST", &params),
         );
         format!(

@@ -11,8 +11,10 @@ use url::Url;
 
 use crate::wechat::crypto::AesKey;
 
+mod sms;
+
 /// The defaults shipped with the binary, used when no `Leptos.toml` is found beside it.
-const DEFAULT_FILE: &str = include_str!("../Leptos.toml");
+const DEFAULT_FILE: &str = include_str!("../../Leptos.toml");
 
 /// Where wxlogin gets its WeChat answers from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,7 +85,7 @@ pub struct Settings {
     /// SMS delivery (`WXLOGIN_SMS_PROVIDER`).
     pub sms_provider: SmsProvider,
     /// The provider's settings and the SMS limits (`WXLOGIN_SMS_*`).
-    pub sms: crate::binding::sms::SmsSettings,
+    pub sms: crate::sms::SmsSettings,
     /// Operations and abuse settings.
     pub ops: OpsSettings,
 }
@@ -400,7 +402,7 @@ impl Settings {
                 ));
             }
         };
-        let sms = crate::binding::sms::SmsSettings::from_env(sms_provider, &env)?;
+        let sms = sms::sms(sms_provider, &env)?;
         let ops = OpsSettings {
             trusted_proxies: match env("WXLOGIN_TRUSTED_PROXIES") {
                 Some(list) => list

@@ -23,12 +23,10 @@ use serde::Serialize;
 use sha2::Sha256;
 use url::Url;
 
-use super::{SmsError, SmsSender, endpoint, http_client, identifier, required, required_secret};
-use crate::{
-    binding::phone::Phone,
-    config::{ConfigError, expose},
-    util::now,
-};
+use secrecy::ExposeSecret;
+
+use super::{SmsError, SmsSender, http_client};
+use crate::{phone::Phone, util::now};
 
 const PROVIDER: &str = "webhook";
 
@@ -42,31 +40,6 @@ pub struct WebhookSettings {
     /// `WXLOGIN_SMS_WEBHOOK_TEMPLATE`: the `template` field, so the receiver can pick its text
     /// (default `login_code`).
     pub template: String,
-}
-
-impl WebhookSettings {
-    pub(super) fn from_env(env: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        required(env, "WXLOGIN_SMS_WEBHOOK_URL", PROVIDER)?;
-        Ok(WebhookSettings {
-            url: endpoint(env, "WXLOGIN_SMS_WEBHOOK_URL", "")?,
-            secret: required_secret(
-                env,
-                "WXLOGIN_SMS_WEBHOOK_SECRET",
-                PROVIDER,
-                16,
-                "the shared HMAC key",
-            )?,
-            template: identifier(
-                "WXLOGIN_SMS_WEBHOOK_TEMPLATE",
-                env("WXLOGIN_SMS_WEBHOOK_TEMPLATE")
-                    .map(|v| v.trim().to_owned())
-                    .unwrap_or_else(|| "login_code".into()),
-                64,
-                |c| c.is_ascii_alphanumeric() || "_.-".contains(c),
-                "1 to 64 letters, digits, `_`, `.` or `-`",
-            )?,
-        })
-    }
 }
 
 /// The JSON body, in this field order.
@@ -112,7 +85,11 @@ impl SmsSender for WebhookSms {
         })
         .map_err(|e| SmsError::transport(PROVIDER, e))?;
         let timestamp = now().to_string();
-        let signature = signature(expose(&self.settings.secret).as_bytes(), &timestamp, &body);
+        let signature = signature(
+            self.settings.secret.expose_secret().as_bytes(),
+            &timestamp,
+            &body,
+        );
         let response = self
             .client
             .post(self.settings.url.clone())

@@ -1,7 +1,7 @@
 //! `console`: prints codes on stdout and, in sandbox mode, fills the sandbox's SMS inbox.
 
 use super::{SmsError, SmsSender};
-use crate::{binding::phone::Phone, util::now};
+use crate::{phone::Phone, util::now};
 
 /// Development sender: prints the code on the console (stdout, not the log), and in sandbox
 /// mode puts it in the sandbox's SMS inbox. Never for production: it delivers nothing.
