@@ -279,65 +279,7 @@ impl Settings {
             }
             _ => None,
         };
-        let token_endpoint = match env("WXLOGIN_WECHAT_TOKEN_ENDPOINT")
-            .as_deref()
-            .map(str::trim)
-        {
-            None | Some("stable") => TokenEndpoint::Stable,
-            Some("classic") => TokenEndpoint::Classic,
-            Some(other) => {
-                return Err(ConfigError::new(
-                    "WXLOGIN_WECHAT_TOKEN_ENDPOINT",
-                    format!("`{other}` is not one of `stable`, `classic`"),
-                ));
-            }
-        };
-        let mut aes_keys = Vec::new();
-        if let Some(key) = env("WXLOGIN_WECHAT_AES_KEY") {
-            aes_keys.push(parse_aes_key("WXLOGIN_WECHAT_AES_KEY", &key)?);
-            if let Some(previous) = env("WXLOGIN_WECHAT_AES_KEY_PREVIOUS") {
-                aes_keys.push(parse_aes_key("WXLOGIN_WECHAT_AES_KEY_PREVIOUS", &previous)?);
-            }
-        } else if env("WXLOGIN_WECHAT_AES_KEY_PREVIOUS").is_some() {
-            return Err(ConfigError::new(
-                "WXLOGIN_WECHAT_AES_KEY_PREVIOUS",
-                "set without WXLOGIN_WECHAT_AES_KEY (the previous key only helps during a rotation)",
-            ));
-        }
-        let wechat = match mode {
-            Mode::Wechat => {
-                let required = |name: &'static str| {
-                    env(name)
-                        .ok_or_else(|| ConfigError::new(name, "missing: required in wechat mode"))
-                };
-                WechatSettings {
-                    appid: parse_appid(&required("WXLOGIN_WECHAT_APPID")?)?,
-                    secret: parse_secret(required("WXLOGIN_WECHAT_SECRET")?)?,
-                    token: parse_token(required("WXLOGIN_WECHAT_TOKEN")?)?,
-                    api_base: parse_http_url(
-                        "WXLOGIN_WECHAT_API_BASE",
-                        &env("WXLOGIN_WECHAT_API_BASE").unwrap_or(defaults.wechat_api_base),
-                    )?,
-                    token_endpoint,
-                    aes_keys,
-                }
-            }
-            // The sandbox API lives inside this very process; its address is only known once the
-            // listener is bound (port 0 in tests), so `Application::build` fills it in.
-            Mode::Sandbox => WechatSettings {
-                appid: match env("WXLOGIN_WECHAT_APPID") {
-                    Some(v) => parse_appid(&v)?,
-                    None => SANDBOX_APPID.into(),
-                },
-                secret: parse_secret(
-                    env("WXLOGIN_WECHAT_SECRET").unwrap_or(SANDBOX_SECRET.into()),
-                )?,
-                token: parse_token(env("WXLOGIN_WECHAT_TOKEN").unwrap_or(SANDBOX_TOKEN.into()))?,
-                api_base: Url::parse("http://127.0.0.1/sandbox/").expect("static URL"),
-                token_endpoint,
-                aes_keys,
-            },
-        };
+        let wechat = wechat_section(mode, &env, defaults.wechat_api_base)?;
         let qr_expire_seconds = match env("WXLOGIN_QR_EXPIRE_SECONDS") {
             Some(v) => v.trim().parse().map_err(|_| {
                 ConfigError::new(
@@ -369,90 +311,9 @@ impl Settings {
                 })?,
             None => defaults.session_idle_seconds,
         };
-        let sms_provider = match env("WXLOGIN_SMS_PROVIDER").as_deref().map(str::trim) {
-            // Codes on stdout deliver nothing and leak into logs: in wechat mode only when asked
-            // for in so many words.
-            Some("console")
-                if mode == Mode::Wechat
-                    && env("WXLOGIN_ALLOW_CONSOLE_SMS").as_deref().map(str::trim) != Some("1") =>
-            {
-                return Err(ConfigError::new(
-                    "WXLOGIN_SMS_PROVIDER",
-                    "`console` prints codes on stdout and delivers nothing; in wechat mode it \
-                     also needs WXLOGIN_ALLOW_CONSOLE_SMS=1",
-                ));
-            }
-            Some("console") => SmsProvider::Console,
-            Some("webhook") => SmsProvider::Webhook,
-            Some("aliyun") => SmsProvider::Aliyun,
-            Some("tencent") => SmsProvider::Tencent,
-            None if mode == Mode::Sandbox => SmsProvider::Console,
-            // The console sender prints codes: fine on a laptop, a leak in production, so a
-            // real deployment must choose it knowingly.
-            None => {
-                return Err(ConfigError::new(
-                    "WXLOGIN_SMS_PROVIDER",
-                    "missing: required in wechat mode (`console` prints codes on stdout: development only)",
-                ));
-            }
-            Some(other) => {
-                return Err(ConfigError::new(
-                    "WXLOGIN_SMS_PROVIDER",
-                    format!("`{other}` is not one of `console`, `webhook`, `aliyun`, `tencent`"),
-                ));
-            }
-        };
+        let sms_provider = sms_provider(mode, &env)?;
         let sms = sms::sms(sms_provider, &env)?;
-        let ops = OpsSettings {
-            trusted_proxies: match env("WXLOGIN_TRUSTED_PROXIES") {
-                Some(list) => list
-                    .split(',')
-                    .filter(|item| !item.trim().is_empty())
-                    .map(|item| {
-                        IpNet::parse(item).ok_or_else(|| {
-                            ConfigError::new(
-                                "WXLOGIN_TRUSTED_PROXIES",
-                                format!(
-                                    "`{}` is not an IP address or network like 10.0.0.0/8",
-                                    item.trim()
-                                ),
-                            )
-                        })
-                    })
-                    .collect::<Result<_, _>>()?,
-                None => Vec::new(),
-            },
-            qr_per_ip_per_hour: parse_number(
-                "WXLOGIN_QR_PER_IP_PER_HOUR",
-                env("WXLOGIN_QR_PER_IP_PER_HOUR"),
-                60,
-                1..=1_000_000,
-            )?,
-            metrics_addr: match env("WXLOGIN_METRICS_ADDR") {
-                Some(v) => Some(v.trim().parse().map_err(|_| {
-                    ConfigError::new(
-                        "WXLOGIN_METRICS_ADDR",
-                        format!("`{v}` is not an address like 127.0.0.1:9100"),
-                    )
-                })?),
-                None => None,
-            },
-            shutdown_grace_seconds: parse_number(
-                "WXLOGIN_SHUTDOWN_GRACE_SECONDS",
-                env("WXLOGIN_SHUTDOWN_GRACE_SECONDS"),
-                10,
-                1..=600,
-            )?,
-            header_timeout_seconds: parse_number(
-                "WXLOGIN_HEADER_TIMEOUT_SECONDS",
-                env("WXLOGIN_HEADER_TIMEOUT_SECONDS"),
-                10,
-                1..=300,
-            )?,
-            max_connections: env("WXLOGIN_MAX_CONNECTIONS")
-                .map(|v| parse_number("WXLOGIN_MAX_CONNECTIONS", Some(v), 0, 1..=10_000_000))
-                .transpose()?,
-        };
+        let ops = ops_section(&env)?;
         Ok(Settings {
             site_addr,
             database_url,
@@ -482,6 +343,169 @@ impl Settings {
             .as_ref()
             .is_some_and(|u| u.scheme() == "https")
     }
+}
+
+/// The `WXLOGIN_WECHAT_*` settings of `mode`: the Official Account in wechat mode, the
+/// sandbox's built-in one (each value overridable) in sandbox mode.
+fn wechat_section(
+    mode: Mode,
+    env: &dyn Fn(&str) -> Option<String>,
+    default_api_base: String,
+) -> Result<WechatSettings, ConfigError> {
+    let token_endpoint = match env("WXLOGIN_WECHAT_TOKEN_ENDPOINT")
+        .as_deref()
+        .map(str::trim)
+    {
+        None | Some("stable") => TokenEndpoint::Stable,
+        Some("classic") => TokenEndpoint::Classic,
+        Some(other) => {
+            return Err(ConfigError::new(
+                "WXLOGIN_WECHAT_TOKEN_ENDPOINT",
+                format!("`{other}` is not one of `stable`, `classic`"),
+            ));
+        }
+    };
+    let mut aes_keys = Vec::new();
+    if let Some(key) = env("WXLOGIN_WECHAT_AES_KEY") {
+        aes_keys.push(parse_aes_key("WXLOGIN_WECHAT_AES_KEY", &key)?);
+        if let Some(previous) = env("WXLOGIN_WECHAT_AES_KEY_PREVIOUS") {
+            aes_keys.push(parse_aes_key("WXLOGIN_WECHAT_AES_KEY_PREVIOUS", &previous)?);
+        }
+    } else if env("WXLOGIN_WECHAT_AES_KEY_PREVIOUS").is_some() {
+        return Err(ConfigError::new(
+            "WXLOGIN_WECHAT_AES_KEY_PREVIOUS",
+            "set without WXLOGIN_WECHAT_AES_KEY (the previous key only helps during a rotation)",
+        ));
+    }
+    Ok(match mode {
+        Mode::Wechat => {
+            let required = |name: &'static str| {
+                env(name).ok_or_else(|| ConfigError::new(name, "missing: required in wechat mode"))
+            };
+            WechatSettings {
+                appid: parse_appid(&required("WXLOGIN_WECHAT_APPID")?)?,
+                secret: parse_secret(required("WXLOGIN_WECHAT_SECRET")?)?,
+                token: parse_token(required("WXLOGIN_WECHAT_TOKEN")?)?,
+                api_base: parse_http_url(
+                    "WXLOGIN_WECHAT_API_BASE",
+                    &env("WXLOGIN_WECHAT_API_BASE").unwrap_or(default_api_base),
+                )?,
+                token_endpoint,
+                aes_keys,
+            }
+        }
+        // The sandbox API lives inside this very process; its address is only known once the
+        // listener is bound (port 0 in tests), so `Application::build` fills it in.
+        Mode::Sandbox => WechatSettings {
+            appid: match env("WXLOGIN_WECHAT_APPID") {
+                Some(v) => parse_appid(&v)?,
+                None => SANDBOX_APPID.into(),
+            },
+            secret: parse_secret(env("WXLOGIN_WECHAT_SECRET").unwrap_or(SANDBOX_SECRET.into()))?,
+            token: parse_token(env("WXLOGIN_WECHAT_TOKEN").unwrap_or(SANDBOX_TOKEN.into()))?,
+            api_base: Url::parse("http://127.0.0.1/sandbox/").expect("static URL"),
+            token_endpoint,
+            aes_keys,
+        },
+    })
+}
+
+/// `WXLOGIN_SMS_PROVIDER`: `console` by default in sandbox mode, a required and deliberate
+/// choice in wechat mode.
+fn sms_provider(
+    mode: Mode,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<SmsProvider, ConfigError> {
+    Ok(
+        match env("WXLOGIN_SMS_PROVIDER").as_deref().map(str::trim) {
+            // Codes on stdout deliver nothing and leak into logs: in wechat mode only when asked
+            // for in so many words.
+            Some("console")
+                if mode == Mode::Wechat
+                    && env("WXLOGIN_ALLOW_CONSOLE_SMS").as_deref().map(str::trim) != Some("1") =>
+            {
+                return Err(ConfigError::new(
+                    "WXLOGIN_SMS_PROVIDER",
+                    "`console` prints codes on stdout and delivers nothing; in wechat mode it \
+                 also needs WXLOGIN_ALLOW_CONSOLE_SMS=1",
+                ));
+            }
+            Some("console") => SmsProvider::Console,
+            Some("webhook") => SmsProvider::Webhook,
+            Some("aliyun") => SmsProvider::Aliyun,
+            Some("tencent") => SmsProvider::Tencent,
+            None if mode == Mode::Sandbox => SmsProvider::Console,
+            // The console sender prints codes: fine on a laptop, a leak in production, so a
+            // real deployment must choose it knowingly.
+            None => {
+                return Err(ConfigError::new(
+                    "WXLOGIN_SMS_PROVIDER",
+                    "missing: required in wechat mode (`console` prints codes on stdout: development only)",
+                ));
+            }
+            Some(other) => {
+                return Err(ConfigError::new(
+                    "WXLOGIN_SMS_PROVIDER",
+                    format!("`{other}` is not one of `console`, `webhook`, `aliyun`, `tencent`"),
+                ));
+            }
+        },
+    )
+}
+
+/// The operations and abuse settings: trusted proxies, the QR cap, metrics, shutdown, and what
+/// one connection may hold.
+fn ops_section(env: &dyn Fn(&str) -> Option<String>) -> Result<OpsSettings, ConfigError> {
+    Ok(OpsSettings {
+        trusted_proxies: match env("WXLOGIN_TRUSTED_PROXIES") {
+            Some(list) => list
+                .split(',')
+                .filter(|item| !item.trim().is_empty())
+                .map(|item| {
+                    IpNet::parse(item).ok_or_else(|| {
+                        ConfigError::new(
+                            "WXLOGIN_TRUSTED_PROXIES",
+                            format!(
+                                "`{}` is not an IP address or network like 10.0.0.0/8",
+                                item.trim()
+                            ),
+                        )
+                    })
+                })
+                .collect::<Result<_, _>>()?,
+            None => Vec::new(),
+        },
+        qr_per_ip_per_hour: parse_number(
+            "WXLOGIN_QR_PER_IP_PER_HOUR",
+            env("WXLOGIN_QR_PER_IP_PER_HOUR"),
+            60,
+            1..=1_000_000,
+        )?,
+        metrics_addr: match env("WXLOGIN_METRICS_ADDR") {
+            Some(v) => Some(v.trim().parse().map_err(|_| {
+                ConfigError::new(
+                    "WXLOGIN_METRICS_ADDR",
+                    format!("`{v}` is not an address like 127.0.0.1:9100"),
+                )
+            })?),
+            None => None,
+        },
+        shutdown_grace_seconds: parse_number(
+            "WXLOGIN_SHUTDOWN_GRACE_SECONDS",
+            env("WXLOGIN_SHUTDOWN_GRACE_SECONDS"),
+            10,
+            1..=600,
+        )?,
+        header_timeout_seconds: parse_number(
+            "WXLOGIN_HEADER_TIMEOUT_SECONDS",
+            env("WXLOGIN_HEADER_TIMEOUT_SECONDS"),
+            10,
+            1..=300,
+        )?,
+        max_connections: env("WXLOGIN_MAX_CONNECTIONS")
+            .map(|v| parse_number("WXLOGIN_MAX_CONNECTIONS", Some(v), 0, 1..=10_000_000))
+            .transpose()?,
+    })
 }
 
 /// A whole number from the environment, within `range`, or `default` when unset.
