@@ -21,6 +21,10 @@
 //! Only the scene strings are read from the server's database (read-only), because the page
 //! never shows them and a real WeChat would know them; everything else goes through HTTP.
 //! Every loop is bounded in count and in time, and only 127.0.0.1 is contacted.
+//!
+//! Over 400 lines: a standalone tool (its own HTTP client, four scenarios, their tables). It
+//! reads the server's database directly, read-only, for what WeChat knows and a page never
+//! shows (scene strings); the app itself reaches SQL only through `src/store/`.
 
 use std::{
     collections::HashMap,
@@ -957,9 +961,11 @@ async fn push_latency(
         })
         .collect();
 
-    let mut pool = Vec::new();
+    // Used in turn (first out, back at the end), so that none idles long enough for the
+    // server to close it as an idle keep-alive (WXLOGIN_HEADER_TIMEOUT_SECONDS).
+    let mut pool = std::collections::VecDeque::new();
     for _ in 0..args.scan_connections.max(1) {
-        pool.push(Conn::connect(server.addr).await?);
+        pool.push_back(Conn::connect(server.addr).await?);
     }
     let pool = Arc::new(Mutex::new(pool));
     let gate = Arc::new(Semaphore::new(args.scan_connections.max(1)));
@@ -991,7 +997,11 @@ async fn push_latency(
                 None,
             );
             let _permit = gate.acquire().await.expect("gate open");
-            let mut conn = pool.lock().unwrap().pop().expect("a connection per permit");
+            let mut conn = pool
+                .lock()
+                .unwrap()
+                .pop_front()
+                .expect("a connection per permit");
             if due.elapsed() > Duration::from_millis(5) {
                 late.fetch_add(1, Ordering::Relaxed);
             }
@@ -1002,11 +1012,11 @@ async fn push_latency(
             let ok = matches!(&answer, Ok(Ok((head, _))) if head.status == 200);
             times.lock().unwrap().push(t0.elapsed());
             if ok {
-                pool.lock().unwrap().push(conn);
+                pool.lock().unwrap().push_back(conn);
             } else {
                 errors.fetch_add(1, Ordering::Relaxed);
                 if let Ok(fresh) = Conn::connect(conn_addr(&host)).await {
-                    pool.lock().unwrap().push(fresh);
+                    pool.lock().unwrap().push_back(fresh);
                 }
             }
         });

@@ -2,6 +2,9 @@
 //!
 //! Everything is parsed and checked once, at start. A missing or malformed value stops the start
 //! with a message naming the variable; secrets are wrapped so they can't end up in a log line.
+//!
+//! Over 400 lines because every setting's check and message lives here, by design (one section
+//! parser each; SMS ones in `sms.rs`), so an operator's error is found in one place.
 
 use std::net::{IpAddr, SocketAddr};
 

@@ -361,19 +361,11 @@ mod tests {
 
     fn scene(state: SceneState, openid: Option<&str>) -> Scene {
         Scene {
-            scene: "s".into(),
-            owner: "o".into(),
-            ticket: "t".into(),
-            qr_url: "u".into(),
-            state,
             openid: openid.map(str::to_owned),
-            user_id: None,
             lang: "en".into(),
             client_ip: Some("203.0.113.9".into()),
             user_agent: Some("Mozilla/5.0 (Windows NT 10.0) Chrome/120.0".into()),
-            created_at: 0,
-            expires_at: 1_000,
-            updated_at: 0,
+            ..scene::sample(state, 1_000, 0)
         }
     }
 

@@ -186,26 +186,32 @@ pub async fn consume(state: &AppState, owner: &str) -> AppResult<Option<(i64, i6
         .await?)
 }
 
+/// A scene for unit tests: in `state`, dying at `expires_at`, last changed at `updated_at`.
+#[cfg(test)]
+pub(crate) fn sample(state: SceneState, expires_at: i64, updated_at: i64) -> Scene {
+    Scene {
+        scene: "s".into(),
+        owner: "o".into(),
+        ticket: "t".into(),
+        qr_url: "u".into(),
+        state,
+        openid: None,
+        user_id: None,
+        lang: "zh".into(),
+        client_ip: None,
+        user_agent: None,
+        created_at: 0,
+        expires_at,
+        updated_at,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn scene(state: SceneState, expires_at: i64, updated_at: i64) -> Scene {
-        Scene {
-            scene: "s".into(),
-            owner: "o".into(),
-            ticket: "t".into(),
-            qr_url: "u".into(),
-            state,
-            openid: None,
-            user_id: None,
-            lang: "zh".into(),
-            client_ip: None,
-            user_agent: None,
-            created_at: 0,
-            expires_at,
-            updated_at,
-        }
+        sample(state, expires_at, updated_at)
     }
 
     #[test]
