@@ -150,7 +150,7 @@ pub async fn create(
             Metrics::inc(&state.metrics.wechat_errors);
             tracing::warn!(errcode = ?e.errcode(), error = %e, "could not create a login QR code");
             // No code was made: the slot goes back, so WeChat's bad minute costs nobody quota.
-            scenes.free_qr_slot(slot).await;
+            drop(slot);
             return Err(AppError::Unavailable(e.into()));
         }
     };

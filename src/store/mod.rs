@@ -114,9 +114,7 @@ pub trait Scenes: Send + Sync {
         cap: i64,
         now: i64,
     ) -> StoreResult<Result<QrSlot, i64>>;
-    /// Gives a slot back (WeChat made no code).
-    async fn free_qr_slot(&self, slot: QrSlot);
-    /// Stores a new scene, made with `slot`.
+    /// Stores a new scene, made with `slot` (a slot not spent is given back when dropped).
     async fn insert(&self, scene: &Scene, slot: QrSlot) -> StoreResult<()>;
     /// Redeems the browser's authorized scene, once: the user to log in and their session
     /// epoch. A scene is redeemable for `grace` seconds after its scan.

@@ -76,11 +76,40 @@ pub struct Scene {
 }
 
 /// One of a client's new-QR slots, taken by [`crate::store::Scenes::reserve_qr_slot`]: spent
-/// by storing the scene made with it, or given back.
-#[derive(Debug)]
+/// by storing the scene made with it, or given back when dropped. Dropping is what frees it,
+/// so a request abandoned halfway (the visitor hung up while WeChat was slow) frees it too.
 pub struct QrSlot {
+    key: String,
+    release: Option<Box<dyn FnOnce() + Send + Sync>>,
+}
+
+impl QrSlot {
+    /// A slot of client `key` that runs `release` once, when it is dropped.
+    pub fn new(key: String, release: impl FnOnce() + Send + Sync + 'static) -> QrSlot {
+        QrSlot {
+            key,
+            release: Some(Box::new(release)),
+        }
+    }
+
     /// What the client is counted by.
-    pub(crate) key: String,
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+}
+
+impl Drop for QrSlot {
+    fn drop(&mut self) {
+        if let Some(release) = self.release.take() {
+            release();
+        }
+    }
+}
+
+impl std::fmt::Debug for QrSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("QrSlot")
+    }
 }
 
 /// What a scan (or a binding) came to, as the login history records it.

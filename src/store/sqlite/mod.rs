@@ -48,7 +48,7 @@ pub struct Sqlite {
     /// Ends the checkpoint thread when the backend goes.
     _checkpointer: Checkpointer,
     /// New QR codes being made at WeChat, per client key: counted with the stored ones.
-    qr_making: scenes::Making,
+    qr_making: Arc<scenes::Making>,
 }
 
 /// Opens (creating and migrating) the database at `url`, starts the writer and checkpoint

@@ -4,7 +4,13 @@
 //! ones being made at WeChat, under a lock of that client's (a second writer job per page, reserving a row
 //! before asking WeChat, cost a quarter of the /login throughput: docs/benchmarks.md).
 
-use std::{collections::HashMap, sync::Arc};
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc,
+        atomic::{AtomicI64, Ordering},
+    },
+};
 
 use super::{Sqlite, WriteError};
 use crate::store::{QrSlot, Scene, SceneState, Scenes, StoreError, StoreResult};
@@ -116,10 +122,14 @@ impl Scenes for Sqlite {
         now: i64,
     ) -> StoreResult<Result<QrSlot, i64>> {
         // This client's lock is held over the count and the increment: no other page of the
-        // same client can count between them. Other clients don't wait for it.
+        // same client can count between them; other clients don't wait for it. A slot is given
+        // back (its code stored, or abandoned) without the lock: the count of codes being made
+        // is read before the database, and a stored code is counted there before it leaves
+        // `making`, so a count can only come out too high for a moment, never too low.
         let client = self.qr_making.client(key);
-        let mut making = client.lock().await;
-        if *making >= cap {
+        let turn = client.turn.lock().await;
+        let making = client.making.load(Ordering::SeqCst);
+        if making >= cap {
             // They are all being stored now: an hour, unless WeChat fails some.
             return Ok(Err(3600));
         }
@@ -133,28 +143,25 @@ impl Scenes for Sqlite {
         )
         .bind(key)
         .bind(window_start)
-        .bind(cap - *making - 1)
+        .bind(cap - making - 1)
         .fetch_optional(&self.db)
         .await?;
         if let Some(since) = capped_since {
             return Ok(Err((since - window_start).max(1)));
         }
-        *making += 1;
-        Ok(Ok(QrSlot {
-            key: key.to_owned(),
-        }))
-    }
-
-    async fn free_qr_slot(&self, slot: QrSlot) {
-        let client = self.qr_making.client(&slot.key);
-        *client.lock().await -= 1;
-        drop(client);
-        self.qr_making.forget_idle(&slot.key);
+        client.making.fetch_add(1, Ordering::SeqCst);
+        drop(turn);
+        let (all, owned) = (self.qr_making.clone(), key.to_owned());
+        Ok(Ok(QrSlot::new(key.to_owned(), move || {
+            client.making.fetch_sub(1, Ordering::SeqCst);
+            drop(client);
+            all.forget_idle(&owned);
+        })))
     }
 
     async fn insert(&self, scene: &Scene, slot: QrSlot) -> StoreResult<()> {
         let s = scene.clone();
-        let key = slot.key.clone();
+        let key = slot.key().to_owned();
         let stored = self
             .writer
             .run(move |conn| {
@@ -182,7 +189,7 @@ impl Scenes for Sqlite {
             .await;
         // Stored (and so counted by the database from now on) or not stored at all: either
         // way, the code is no longer one being made.
-        self.free_qr_slot(slot).await;
+        drop(slot);
         stored?;
         Ok(())
     }
@@ -213,26 +220,35 @@ impl Scenes for Sqlite {
     }
 }
 
-/// The new QR codes each client has being made at WeChat (reserved, not stored yet), each
-/// behind a lock of its own.
+/// The new QR codes each client has being made at WeChat (reserved, not stored yet), with a
+/// lock per client that takes its reservations in turn.
 #[derive(Default)]
 pub(super) struct Making {
-    clients: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<i64>>>>,
+    clients: std::sync::Mutex<HashMap<String, Arc<Client>>>,
+}
+
+/// One client's codes being made.
+#[derive(Default)]
+struct Client {
+    /// Held over a reservation's count and increment.
+    turn: tokio::sync::Mutex<()>,
+    /// Codes reserved and not yet stored or given back.
+    making: AtomicI64,
 }
 
 impl Making {
-    /// The count of client `key`, made on first use.
-    fn client(&self, key: &str) -> Arc<tokio::sync::Mutex<i64>> {
+    /// Client `key`, made on first use.
+    fn client(&self, key: &str) -> Arc<Client> {
         let mut clients = self.clients.lock().expect("QR quota lock");
         clients.entry(key.to_owned()).or_default().clone()
     }
 
-    /// Forgets client `key` if it has nothing being made and nobody holds its count.
+    /// Forgets client `key` if it has nothing being made and nobody holds it.
     fn forget_idle(&self, key: &str) {
         let mut clients = self.clients.lock().expect("QR quota lock");
-        if let Some(count) = clients.get(key)
-            && Arc::strong_count(count) == 1
-            && count.try_lock().is_ok_and(|n| *n <= 0)
+        if let Some(client) = clients.get(key)
+            && Arc::strong_count(client) == 1
+            && client.making.load(Ordering::SeqCst) <= 0
         {
             clients.remove(key);
         }
