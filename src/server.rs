@@ -71,7 +71,11 @@ pub async fn serve_http1(
     http.timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout)
         .max_buf_size(MAX_HEAD_BYTES);
-    let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
+    let slots = Arc::new(tokio::sync::Semaphore::new(
+        limits
+            .max_connections
+            .min(tokio::sync::Semaphore::MAX_PERMITS),
+    ));
     let mut refused = 0u64;
     let connections = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);

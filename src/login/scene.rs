@@ -6,6 +6,7 @@
 //! so there is no separate "scanned" state to wait in. The rules are plain functions here;
 //! the store keeps the rows.
 
+use crate::store::QrSlot;
 pub use crate::store::{Outcome, Scene, SceneChange, SceneState};
 
 use crate::{
@@ -138,6 +139,27 @@ pub async fn create(
             return Err(AppError::TooMany { retry_after });
         }
     };
+    // A task of its own from here: once WeChat is asked, the code spends quota whether or not
+    // the visitor waits for it, so a visitor who hangs up must not take the request (and the
+    // slot) down with them before the code is stored and counted.
+    let made = tokio::spawn(make_code(
+        state.clone(),
+        slot,
+        owner.to_owned(),
+        lang,
+        client.clone(),
+    ));
+    made.await.map_err(|e| AppError::Internal(e.into()))?
+}
+
+/// Asks WeChat for the QR code of a new scene with the reserved `slot`, and stores it.
+async fn make_code(
+    state: AppState,
+    slot: QrSlot,
+    owner: String,
+    lang: Lang,
+    client: ClientInfo,
+) -> AppResult<Scene> {
     // 20 random bytes: 160 bits, 40 hex characters (WeChat allows scene_str up to 64).
     let scene = random_hex(20);
     let qr = match state
@@ -159,20 +181,20 @@ pub async fn create(
     let lifetime = i64::from(qr.expire_seconds.min(state.settings.qr_expire_seconds));
     let row = Scene {
         scene,
-        owner: owner.to_owned(),
+        owner,
         ticket: qr.ticket,
         qr_url: qr.url,
         state: SceneState::Pending,
         openid: None,
         user_id: None,
         lang: lang.code().to_owned(),
-        client_ip: Some(client.ip.clone()),
-        user_agent: Some(client.user_agent.clone()),
+        client_ip: Some(client.ip),
+        user_agent: Some(client.user_agent),
         created_at,
         expires_at: created_at + lifetime,
         updated_at: created_at,
     };
-    scenes.insert(&row, slot).await?;
+    state.store.scenes.insert(&row, slot).await?;
     Ok(row)
 }
 

@@ -126,6 +126,13 @@ impl Scenes for Sqlite {
         // back (its code stored, or abandoned) without the lock: the count of codes being made
         // is read before the database, and a stored code is counted there before it leaves
         // `making`, so a count can only come out too high for a moment, never too low.
+        // Declared first, so dropped last: on every way out that hands out no slot (capped, an
+        // error, the caller gone), an idle client is forgotten after `client` is dropped.
+        let mut forget = ForgetIdle {
+            making: &self.qr_making,
+            key,
+            armed: true,
+        };
         let client = self.qr_making.client(key);
         let turn = client.turn.lock().await;
         let making = client.making.load(Ordering::SeqCst);
@@ -151,6 +158,7 @@ impl Scenes for Sqlite {
         }
         client.making.fetch_add(1, Ordering::SeqCst);
         drop(turn);
+        forget.armed = false;
         let (all, owned) = (self.qr_making.clone(), key.to_owned());
         Ok(Ok(QrSlot::new(key.to_owned(), move || {
             client.making.fetch_sub(1, Ordering::SeqCst);
@@ -234,6 +242,21 @@ struct Client {
     turn: tokio::sync::Mutex<()>,
     /// Codes reserved and not yet stored or given back.
     making: AtomicI64,
+}
+
+/// Forgets an idle client when dropped, unless disarmed.
+struct ForgetIdle<'a> {
+    making: &'a Making,
+    key: &'a str,
+    armed: bool,
+}
+
+impl Drop for ForgetIdle<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.making.forget_idle(self.key);
+        }
+    }
 }
 
 impl Making {
