@@ -21,7 +21,9 @@ use tower_http::{
 use tower_sessions::{Expiry, SessionManagerLayer, cookie::SameSite};
 
 use crate::{
-    admin, binding, error, home, login,
+    admin, binding,
+    config::IpNet,
+    error, home, login,
     sandbox::{self, Sandbox},
     state::AppState,
 };
@@ -107,7 +109,10 @@ pub fn app(state: AppState, sandbox: Option<Arc<Sandbox>>) -> Router {
         )
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(RandomRequestId))
-        .layer(middleware::from_fn_with_state(state.clone(), screen_request_id))
+        .layer(middleware::from_fn_with_state(
+            Arc::<[IpNet]>::from(state.settings.ops.trusted_proxies.clone()),
+            screen_request_id,
+        ))
         .with_state(state)
 }
 
@@ -116,7 +121,7 @@ pub fn app(state: AppState, sandbox: Option<Arc<Sandbox>>) -> Router {
 /// A client's own id would go into every log line of its request: a way to forge or break
 /// log lines, or to make one client's requests look like another's.
 async fn screen_request_id(
-    State(state): State<AppState>,
+    State(proxies): State<Arc<[IpNet]>>,
     mut request: axum::extract::Request,
     next: middleware::Next,
 ) -> axum::response::Response {
@@ -124,10 +129,7 @@ async fn screen_request_id(
     let from_proxy = request
         .extensions()
         .get::<ConnectInfo<std::net::SocketAddr>>()
-        .is_some_and(|ConnectInfo(peer)| {
-            let proxies = &state.settings.ops.trusted_proxies;
-            proxies.iter().any(|net| net.contains(peer.ip()))
-        });
+        .is_some_and(|ConnectInfo(peer)| proxies.iter().any(|net| net.contains(peer.ip())));
     let ids = request.headers().get_all("x-request-id");
     let mut ids = ids.iter();
     let keep = from_proxy

@@ -145,10 +145,13 @@ async fn send_code(
     if let Err(blocked) = state.store.binding.insert_code(new, limits.send()).await? {
         Metrics::inc(&state.metrics.sms_refused);
         tracing::info!(phone = %phone, limit = ?blocked.limit, until = blocked.until, "SMS code refused by a limit");
-        return refuse_send(
-            &state, lang, &session, &scene, phone, form.phone, blocked, t_now,
-        )
-        .await;
+        let refused = Refused {
+            phone,
+            typed: form.phone,
+            blocked,
+            t_now,
+        };
+        return refuse_send(&state, lang, &session, &scene, refused).await;
     }
     if let Err(e) = state.sms.send(&phone, &code).await {
         Metrics::inc(&state.metrics.sms_refused);
@@ -180,20 +183,34 @@ async fn send_code(
     Ok(Redirect::to("/bind").into_response())
 }
 
+/// A send a limit held back.
+struct Refused {
+    /// The number, parsed.
+    phone: Phone,
+    /// The number as typed, to show again.
+    typed: String,
+    /// Which limit, and until when.
+    blocked: limits::Blocked,
+    /// When it was asked for.
+    t_now: i64,
+}
+
 /// The answer to a send held back by a limit: 429 with `Retry-After`, saying when to try
 /// again. The resend cooldown shows the code step (a code is on its way); the hourly, daily and
 /// IP limits show the step the person was on, with the time they clear.
-#[allow(clippy::too_many_arguments)]
 async fn refuse_send(
     state: &AppState,
     lang: Lang,
     session: &WebSession,
     scene: &Scene,
-    phone: Phone,
-    typed: String,
-    blocked: limits::Blocked,
-    t_now: i64,
+    refused: Refused,
 ) -> AppResult<Response> {
+    let Refused {
+        phone,
+        typed,
+        blocked,
+        t_now,
+    } = refused;
     let t = lang.text();
     let retry_after = (blocked.until - t_now).max(1);
     let form = if blocked.limit == limits::Limit::Resend {

@@ -53,11 +53,6 @@ impl Live {
     pub fn shut_down(&self) {
         self.browsers.shut_down();
     }
-
-    /// How many browsers are being watched.
-    pub fn watched(&self) -> usize {
-        self.browsers.watched()
-    }
 }
 
 #[cfg(test)]

@@ -40,7 +40,7 @@ impl From<rusqlite::Error> for StoreError {
 /// The SQLite backend of every store trait.
 pub struct Sqlite {
     /// Requests' reads and writes.
-    pub(crate) db: SqlitePool,
+    db: SqlitePool,
     /// The admin area's reports (memory-mapped, read-only).
     reports: SqlitePool,
     /// Callbacks, new scenes, sandbox tickets.
