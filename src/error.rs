@@ -9,7 +9,7 @@ use axum::{
 };
 use leptos::prelude::*;
 
-use crate::ui::{self, Lang, PageOptions, Text, fill};
+use crate::ui::{Lang, Shell, Text, fill, render};
 
 /// What can go wrong while answering a request.
 #[derive(Debug, thiserror::Error)]
@@ -52,7 +52,7 @@ impl From<tower_sessions::session::Error> for AppError {
 /// Marks a response as an error page still to be drawn: [`render_error_pages`] draws it in the
 /// language of the request, which `IntoResponse` can't see.
 #[derive(Debug, Clone)]
-struct ErrorPage {
+struct PendingError {
     message: fn(&Text) -> &'static str,
     detail: Option<String>,
     /// Fills the message's `{}`: minutes until a retry.
@@ -93,7 +93,7 @@ impl IntoResponse for AppError {
         {
             response.headers_mut().insert(header::RETRY_AFTER, value);
         }
-        response.extensions_mut().insert(ErrorPage {
+        response.extensions_mut().insert(PendingError {
             message,
             detail,
             minutes,
@@ -107,7 +107,7 @@ impl IntoResponse for AppError {
 /// draws its page in the request's language.
 pub async fn render_error_pages(lang: Lang, request: Request, next: Next) -> Response {
     let response = next.run(request).await;
-    let Some(error) = response.extensions().get::<ErrorPage>().cloned() else {
+    let Some(error) = response.extensions().get::<PendingError>().cloned() else {
         return response;
     };
     match &error.cause {
@@ -117,16 +117,11 @@ pub async fn render_error_pages(lang: Lang, request: Request, next: Next) -> Res
         }
         None => {}
     }
-    let t = lang.text();
-    let body = view! {
-        <h1>{t.error_title}</h1>
-        <p class="error">{fill((error.message)(t), &[&error.minutes.unwrap_or(1)])}</p>
-        {error.detail.map(|d| view! { <p class="muted">{d}</p> })}
-        <p><a href="/">{t.back_home}</a></p>
-    };
+    let message = fill((error.message)(lang.text()), &[&error.minutes.unwrap_or(1)]);
+    let detail = error.detail;
     let mut page = (
         response.status(),
-        ui::page(lang, t.error_title, PageOptions::default(), body),
+        render::document(lang, move || view! { <ErrorPage message detail /> }).await,
     )
         .into_response();
     // Keep what the error set (Retry-After, cookies), but describe the new body.
@@ -136,6 +131,20 @@ pub async fn render_error_pages(lang: Lang, request: Request, next: Next) -> Res
         }
     }
     page
+}
+
+/// The page of an error: what went wrong, in words for people, and the way home.
+#[component]
+fn ErrorPage(message: String, detail: Option<String>) -> impl IntoView {
+    let t = expect_context::<Lang>().text();
+    view! {
+        <Shell title=t.error_title>
+            <h1>{t.error_title}</h1>
+            <p class="error">{message}</p>
+            {detail.map(|d| view! { <p class="muted">{d}</p> })}
+            <p><a href="/">{t.back_home}</a></p>
+        </Shell>
+    }
 }
 
 /// The answer for any path no route knows.

@@ -30,6 +30,17 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
 }
 
+/// `leptos_axum`'s routes ask the state for Leptos' options. With SSR only and our own page
+/// handler, nothing in them is read; they say what `Leptos.toml` says.
+impl axum::extract::FromRef<AppState> for leptos::config::LeptosOptions {
+    fn from_ref(state: &AppState) -> Self {
+        leptos::config::LeptosOptions::builder()
+            .output_name("wxlogin")
+            .site_addr(state.settings.site_addr)
+            .build()
+    }
+}
+
 impl AppState {
     /// An absolute URL on this site.
     pub fn url(&self, path: &str) -> String {

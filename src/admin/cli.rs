@@ -134,7 +134,7 @@ async fn list(store: &Store, out: &mut impl Write) -> Result<(), CliError> {
             (false, true) => "active",
         };
         let last = last_login
-            .map(super::format_timestamp)
+            .map(super::times::format_timestamp)
             .unwrap_or_else(|| "never".into());
         writeln!(out, "{id:>8}  {phone:<15}  {state:<8}  {last}")?;
     }

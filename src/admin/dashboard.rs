@@ -1,16 +1,20 @@
 //! `GET /admin`: totals, new bindings and logins per day for the last 30 days (an SVG chart
 //! drawn here), and the latest scans, which `public/app.js` keeps live from `/admin/events`.
 
-use axum::{extract::State, response::Html};
 use leptos::prelude::*;
 
 use crate::{
-    admin::{Section, day_label, escape, format_timestamp, guard::AdminUser, local_day},
+    admin::{
+        guard::AdminUser,
+        layout::{AdminShell, Section},
+        times::{UTC_OFFSET_SECONDS, day_label, format_timestamp, local_day},
+    },
     client_info::describe_user_agent,
-    error::AppResult,
-    state::AppState,
     store::{Dashboard, LoginRow, Outcome},
-    ui::{Lang, Text, mask_phone},
+    ui::{
+        Lang, Text, mask_phone,
+        render::{PageRequest, page},
+    },
     util::now,
 };
 
@@ -20,76 +24,76 @@ const DAYS: i64 = 30;
 const LATEST: i64 = 20;
 
 /// `GET /admin`.
-pub async fn page(
-    AdminUser(_admin): AdminUser,
-    State(state): State<AppState>,
-    lang: Lang,
-) -> AppResult<Html<String>> {
-    let t = lang.text();
-    let today = local_day(now());
-    let first_day = today - (DAYS - 1);
-    // The first second of `first_day` in UTC+8.
-    let since = first_day * 86_400 - super::UTC_OFFSET_SECONDS;
+#[component]
+pub(super) fn DashboardPage() -> impl IntoView {
+    page(async |mut request: PageRequest| {
+        let AdminUser(_admin) = request.extract().await?;
+        let today = local_day(now());
+        let first_day = today - (DAYS - 1);
+        // The first second of `first_day` in UTC+8.
+        let since = first_day * 86_400 - UTC_OFFSET_SECONDS;
+        let data = request
+            .state
+            .store
+            .admin
+            .dashboard(since, UTC_OFFSET_SECONDS, LATEST)
+            .await?;
+        let series: Vec<DayCount> = (first_day..=today)
+            .map(|day| DayCount {
+                day,
+                bindings: data.bindings.get(&day).copied().unwrap_or(0),
+                logins: data.logins.get(&day).copied().unwrap_or(0),
+            })
+            .collect();
+        Ok(view! { <DashboardView data series /> }.into_any())
+    })
+}
+
+/// The dashboard: totals, the chart of `series`, the latest scans.
+#[component]
+fn DashboardView(data: Dashboard, series: Vec<DayCount>) -> impl IntoView {
+    let t = expect_context::<Lang>().text();
     let Dashboard {
         users,
         disabled,
         following,
-        bindings,
-        logins,
         latest,
-    } = state
-        .store
-        .admin
-        .dashboard(since, super::UTC_OFFSET_SECONDS, LATEST)
-        .await?;
-    let series: Vec<DayCount> = (first_day..=today)
-        .map(|day| DayCount {
-            day,
-            bindings: bindings.get(&day).copied().unwrap_or(0),
-            logins: logins.get(&day).copied().unwrap_or(0),
-        })
-        .collect();
-
+        ..
+    } = data;
     let last_id = latest.first().map(|row| row.id).unwrap_or(0);
-    let items = latest
-        .iter()
-        .map(|row| login_item(row, lang))
-        .collect_view();
     let empty = latest
         .is_empty()
         .then(|| view! { <p id="no-logins" class="muted">{t.admin_no_logins}</p> });
-
-    let body = view! {
-        <h1>{t.admin_nav_dashboard}</h1>
-        <div class="totals">
-            <div><span id="total-users" class="total">{users}</span>{t.admin_total_users}</div>
-            <div><span id="total-following" class="total">{following}</span>{t.admin_total_following}</div>
-            <div><span id="total-disabled" class="total">{disabled}</span>{t.admin_total_disabled}</div>
-        </div>
-        <h2>{t.admin_chart_title}</h2>
-        <figure class="chart">
-            <div inner_html=chart_svg(&series, t)></div>
-            <figcaption class="legend">
-                <span class="key key-bindings"></span>{t.admin_chart_bindings}
-                " "
-                <span class="key key-logins"></span>{t.admin_chart_logins}
-            </figcaption>
-        </figure>
-        <h2>{t.admin_latest_logins}</h2>
-        <p class="muted">{t.admin_latest_live}</p>
-        {empty}
-        <ul id="latest-logins" class="latest" data-live="1" data-last-id=last_id.to_string()
-            data-max=LATEST.to_string()>
-            {items}
-        </ul>
-    };
-    Ok(super::page(
-        lang,
-        t.admin_nav_dashboard,
-        Section::Dashboard,
-        true,
-        body,
-    ))
+    let items = latest
+        .into_iter()
+        .map(|row| view! { <LoginItem row /> })
+        .collect_view();
+    view! {
+        <AdminShell title=t.admin_nav_dashboard section=Section::Dashboard script=true>
+            <h1>{t.admin_nav_dashboard}</h1>
+            <div class="totals">
+                <div><span id="total-users" class="total">{users}</span>{t.admin_total_users}</div>
+                <div><span id="total-following" class="total">{following}</span>{t.admin_total_following}</div>
+                <div><span id="total-disabled" class="total">{disabled}</span>{t.admin_total_disabled}</div>
+            </div>
+            <h2>{t.admin_chart_title}</h2>
+            <figure class="chart">
+                <div><Chart series /></div>
+                <figcaption class="legend">
+                    <span class="key key-bindings"></span>{t.admin_chart_bindings}
+                    " "
+                    <span class="key key-logins"></span>{t.admin_chart_logins}
+                </figcaption>
+            </figure>
+            <h2>{t.admin_latest_logins}</h2>
+            <p class="muted">{t.admin_latest_live}</p>
+            {empty}
+            <ul id="latest-logins" class="latest" data-live="1" data-last-id=last_id.to_string()
+                data-max=LATEST.to_string()>
+                {items}
+            </ul>
+        </AdminShell>
+    }
 }
 
 /// One day of the chart.
@@ -109,7 +113,9 @@ const TOP: i64 = 10;
 
 /// Bars per day: new bindings and logins side by side, with the day's figures in each bar's
 /// `<title>` (a tooltip, and what a screen reader reads).
-fn chart_svg(series: &[DayCount], t: &Text) -> String {
+#[component]
+fn Chart(series: Vec<DayCount>) -> impl IntoView {
+    let t = expect_context::<Lang>().text();
     let max = series
         .iter()
         .map(|d| d.bindings.max(d.logins))
@@ -119,50 +125,60 @@ fn chart_svg(series: &[DayCount], t: &Text) -> String {
     let plot_height = HEIGHT - BOTTOM - TOP;
     let slot = (WIDTH - LEFT - RIGHT) as f64 / series.len().max(1) as f64;
     let bar = (slot * 0.38).max(1.0);
-    let y_of = |v: i64| TOP as f64 + plot_height as f64 * (1.0 - v as f64 / max as f64);
-    let mut svg = format!(
-        r##"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-label="{label}" font-size="10" font-family="sans-serif">"##,
-        label = escape(t.admin_chart_label),
-    );
+    let y_of = move |v: i64| TOP as f64 + plot_height as f64 * (1.0 - v as f64 / max as f64);
+    let n = |v: f64| format!("{v:.1}");
     // Axis and gridlines at 0, half and the maximum.
-    for v in [0, max / 2, max] {
-        let y = y_of(v);
-        svg.push_str(&format!(
-            r##"<line x1="{LEFT}" x2="{x2}" y1="{y:.1}" y2="{y:.1}" stroke="#e5e6eb"/><text x="{x}" y="{ty:.1}" text-anchor="end" fill="#6b7280">{v}</text>"##,
-            x = LEFT - 4,
-            x2 = WIDTH - RIGHT,
-            ty = y + 3.5,
-        ));
-    }
-    for (i, d) in series.iter().enumerate() {
-        let x0 = LEFT as f64 + slot * i as f64 + slot * 0.1;
-        let label = day_label(d.day);
-        for (j, (value, color, name)) in [
-            (d.bindings, "#07c160", t.admin_chart_bindings),
-            (d.logins, "#1a73e8", t.admin_chart_logins),
-        ]
+    let grid = [0, max / 2, max]
+        .into_iter()
+        .map(|v| {
+            let y = y_of(v);
+            view! {
+                <line x1=LEFT.to_string() x2=(WIDTH - RIGHT).to_string() y1=n(y) y2=n(y) stroke="#e5e6eb" />
+                <text x=(LEFT - 4).to_string() y=n(y + 3.5) text-anchor="end" fill="#6b7280">{v}</text>
+            }
+        })
+        .collect_view();
+    let days = series.len();
+    let bars = series
         .into_iter()
         .enumerate()
-        {
-            let y = y_of(value);
-            let h = (HEIGHT - BOTTOM) as f64 - y;
-            svg.push_str(&format!(
-                r##"<rect class="bar" x="{x:.1}" y="{y:.1}" width="{bar:.1}" height="{h:.1}" fill="{color}"><title>{label} {name}: {value}</title></rect>"##,
-                x = x0 + bar * j as f64,
-                name = escape(name),
-            ));
-        }
-        // A date under every fifth day, counting back from today.
-        if (series.len() - 1 - i).is_multiple_of(5) {
-            svg.push_str(&format!(
-                r##"<text x="{x:.1}" y="{y}" text-anchor="middle" fill="#6b7280">{label}</text>"##,
-                x = x0 + bar,
-                y = HEIGHT - 6,
-            ));
-        }
+        .map(|(i, d)| {
+            let x0 = LEFT as f64 + slot * i as f64 + slot * 0.1;
+            let label = day_label(d.day);
+            let pair = [
+                (d.bindings, "#07c160", t.admin_chart_bindings),
+                (d.logins, "#1a73e8", t.admin_chart_logins),
+            ]
+            .into_iter()
+            .enumerate()
+            .map(|(j, (value, color, name))| {
+                let y = y_of(value);
+                let h = (HEIGHT - BOTTOM) as f64 - y;
+                view! {
+                    <rect class="bar" x=n(x0 + bar * j as f64) y=n(y) width=n(bar) height=n(h) fill=color>
+                        <title>{format!("{label} {name}: {value}")}</title>
+                    </rect>
+                }
+            })
+            .collect_view();
+            // A date under every fifth day, counting back from today.
+            let date = (days - 1 - i).is_multiple_of(5).then(|| {
+                view! {
+                    <text x=n(x0 + bar) y=(HEIGHT - 6).to_string() text-anchor="middle" fill="#6b7280">
+                        {label.clone()}
+                    </text>
+                }
+            });
+            view! { {pair} {date} }
+        })
+        .collect_view();
+    view! {
+        <svg xmlns="http://www.w3.org/2000/svg" viewBox=format!("0 0 {WIDTH} {HEIGHT}") role="img"
+            aria-label=t.admin_chart_label font-size="10" font-family="sans-serif">
+            {grid}
+            {bars}
+        </svg>
     }
-    svg.push_str("</svg>");
-    svg
 }
 
 /// The label of a login outcome.
@@ -175,8 +191,9 @@ pub fn outcome_label(outcome: Outcome, t: &Text) -> &'static str {
 }
 
 /// One `<li>` of the latest scans (also what `/admin/events` pushes).
-pub fn login_item(row: &LoginRow, lang: Lang) -> impl IntoView + 'static {
-    let t = lang.text();
+#[component]
+pub fn LoginItem(row: LoginRow) -> impl IntoView {
+    let t = expect_context::<Lang>().text();
     let who = match (row.user_id, &row.phone) {
         (Some(id), Some(phone)) => view! {
             <a href=format!("/admin/users/{id}")>{mask_phone(phone)}</a>
@@ -205,10 +222,10 @@ pub fn login_item(row: &LoginRow, lang: Lang) -> impl IntoView + 'static {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ui::i18n::EN;
+    use crate::ui::render;
 
     #[test]
-    fn chart_has_two_bars_a_day_and_escapes_its_labels() {
+    fn chart_has_two_bars_a_day() {
         let series: Vec<DayCount> = (0..30)
             .map(|i| DayCount {
                 day: 20_000 + i,
@@ -216,9 +233,11 @@ mod tests {
                 logins: 2 * i,
             })
             .collect();
-        let svg = chart_svg(&series, &EN);
-        assert_eq!(svg.matches("<rect class=\"bar\"").count(), 60);
-        assert!(svg.starts_with("<svg") && svg.ends_with("</svg>"));
+        let svg = render::fragment(Lang::En, move || view! { <Chart series /> });
+        assert_eq!(svg.matches("class=\"bar\"").count(), 60, "{svg}");
+        assert!(svg.starts_with("<svg") && svg.ends_with("</svg>"), "{svg}");
         assert!(svg.contains("Logins: 58"));
+        // Every fifth day has its date under it.
+        assert_eq!(svg.matches("text-anchor=\"middle\"").count(), 6);
     }
 }

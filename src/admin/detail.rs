@@ -5,22 +5,29 @@
 use axum::{
     Form,
     extract::{Path, RawQuery, State},
-    response::{Html, Redirect},
+    response::Redirect,
 };
 use leptos::prelude::*;
 use serde::Deserialize;
 
 use crate::{
     admin::{
-        Section, audit::Action, bad_query, dashboard::outcome_label, format_time, format_timestamp,
-        guard::AdminUser, parse_query, user_id,
+        audit::Action,
+        dashboard::outcome_label,
+        guard::AdminUser,
+        layout::{AdminShell, Section},
+        query::{bad_query, parse_query, user_id},
+        times::{format_time, format_timestamp},
     },
     client_info::describe_user_agent,
     error::{AppError, AppResult},
     session::WebSession,
     state::AppState,
     store::{AuditEntry, HistoryRow},
-    ui::{Lang, Text, csrf_field, fill, mask_phone},
+    ui::{
+        CsrfField, Lang, Text, fill, mask_phone,
+        render::{PageRequest, page},
+    },
     users::User,
 };
 
@@ -90,39 +97,76 @@ async fn history(
 }
 
 /// `GET /admin/users/{id}`.
-pub async fn page(
-    AdminUser(admin): AdminUser,
-    State(state): State<AppState>,
-    lang: Lang,
-    session: WebSession,
-    Path(raw_id): Path<String>,
-    RawQuery(raw): RawQuery,
-) -> AppResult<Html<String>> {
-    let t = lang.text();
-    let id = user_id(lang, &raw_id)?;
-    let query: DetailQuery = parse_query(lang, raw.as_deref())?;
-    let before = query
-        .before
-        .as_deref()
-        .filter(|b| !b.is_empty())
-        .map(|b| Before::parse(lang, b))
-        .transpose()?;
-    let admin_store = &state.store.admin;
-    let user = state
-        .store
-        .users
-        .by_id(id)
-        .await?
-        .ok_or(AppError::NotFound)?;
-    let following = match user.openid.as_deref() {
-        Some(openid) => admin_store.following(openid).await?,
-        None => false,
-    };
-    let (events, older) = history(&state, &user, before).await?;
-    let audit = admin_store.audit_log(id, AUDIT_LIMIT).await?;
-    let csrf = session.csrf_token().await?;
-    let is_self = user.id == admin.id;
+#[component]
+pub(super) fn UserPage() -> impl IntoView {
+    page(async |mut request: PageRequest| {
+        let AdminUser(admin) = request.extract().await?;
+        let session: WebSession = request.extract().await?;
+        let Path(raw_id) = request.extract::<Path<String>>().await?;
+        let RawQuery(raw) = request.extract().await?;
+        let (state, lang) = (&request.state, request.lang);
+        let id = user_id(lang, &raw_id)?;
+        let query: DetailQuery = parse_query(lang, raw.as_deref())?;
+        let before = query
+            .before
+            .as_deref()
+            .filter(|b| !b.is_empty())
+            .map(|b| Before::parse(lang, b))
+            .transpose()?;
+        let admin_store = &state.store.admin;
+        let user = state
+            .store
+            .users
+            .by_id(id)
+            .await?
+            .ok_or(AppError::NotFound)?;
+        let following = match user.openid.as_deref() {
+            Some(openid) => admin_store.following(openid).await?,
+            None => false,
+        };
+        let (events, older) = history(state, &user, before).await?;
+        let audit = admin_store.audit_log(id, AUDIT_LIMIT).await?;
+        let detail = Detail {
+            is_self: user.id == admin.id,
+            user,
+            following,
+            events,
+            older,
+            audit,
+            csrf: session.csrf_token().await?,
+        };
+        Ok(view! { <UserDetail detail /> }.into_any())
+    })
+}
 
+/// What the page of one user shows.
+struct Detail {
+    user: User,
+    following: bool,
+    /// A page of the login history, and where the next starts.
+    events: Vec<HistoryRow>,
+    older: Option<Before>,
+    audit: Vec<AuditEntry>,
+    /// For the action forms.
+    csrf: String,
+    /// The user is the administrator looking: no actions.
+    is_self: bool,
+}
+
+/// One user in full: facts, actions, login history and audit log.
+#[component]
+fn UserDetail(detail: Detail) -> impl IntoView {
+    let lang = expect_context::<Lang>();
+    let t = lang.text();
+    let Detail {
+        user,
+        following,
+        events,
+        older,
+        audit,
+        csrf,
+        is_self,
+    } = detail;
     let title = fill(t.admin_user_title, &[&user.id]);
     let dash = || "—".to_owned();
     let facts = view! {
@@ -158,7 +202,7 @@ pub async fn page(
                 view! {
                     <form id=format!("action-{}", action.path_segment()) class="inline" method="post"
                         action=format!("/admin/users/{}/{}", user.id, action.path_segment())>
-                        {csrf_field(csrf.clone())}
+                        <CsrfField token=csrf.clone() />
                         <button type="submit" class=if danger { "danger" } else { "secondary" }>
                             {action.label(t)}
                         </button>
@@ -218,7 +262,7 @@ pub async fn page(
     } else {
         let rows = audit
             .into_iter()
-            .map(|entry| audit_row(entry, t))
+            .map(|entry| view! { <AuditLine entry /> })
             .collect_view();
         view! {
             <div class="table-scroll">
@@ -236,26 +280,30 @@ pub async fn page(
         .into_any()
     };
 
-    let body = view! {
-        <p><a href="/admin/users">{t.admin_back_to_users}</a></p>
-        <h1>{title.clone()}</h1>
-        {facts}
-        <h2>{t.admin_actions_title}</h2>
-        {actions}
-        <h2>{t.admin_login_history}</h2>
-        {history_table}
-        {older}
-        <h2>{t.admin_audit_title}</h2>
-        {audit_table}
-    };
-    Ok(super::page(lang, &title, Section::Users, false, body))
+    view! {
+        <AdminShell title=title.clone() section=Section::Users>
+            <p><a href="/admin/users">{t.admin_back_to_users}</a></p>
+            <h1>{title}</h1>
+            {facts}
+            <h2>{t.admin_actions_title}</h2>
+            {actions}
+            <h2>{t.admin_login_history}</h2>
+            {history_table}
+            {older}
+            <h2>{t.admin_audit_title}</h2>
+            {audit_table}
+        </AdminShell>
+    }
 }
 
 fn yes_no(value: bool, t: &Text) -> &'static str {
     if value { t.admin_yes } else { t.admin_no }
 }
 
-fn audit_row(entry: AuditEntry, t: &'static Text) -> impl IntoView + 'static {
+/// One row of the audit log.
+#[component]
+fn AuditLine(entry: AuditEntry) -> impl IntoView {
+    let t: &'static Text = expect_context::<Lang>().text();
     let actor = match (entry.actor_user_id, entry.actor_phone) {
         (Some(id), Some(phone)) => {
             view! { <a href=format!("/admin/users/{id}")>{mask_phone(&phone)}</a> }.into_any()

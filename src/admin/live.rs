@@ -13,15 +13,16 @@ use axum::{
     http::HeaderMap,
     response::{Response, sse::Event},
 };
+use leptos::prelude::*;
 use serde::Deserialize;
 use tokio::sync::{broadcast, watch};
 
 use crate::{
-    admin::{dashboard, guard::AdminUser, parse_query},
+    admin::{dashboard::LoginItem, guard::AdminUser, query::parse_query},
     error::AppResult,
     live::sse::{self, Outbox},
     state::AppState,
-    ui::{self, Lang},
+    ui::{Lang, render},
 };
 
 /// A stream looks at the database at least this often, even without a notice.
@@ -107,13 +108,10 @@ impl sse::Source for LiveLogins {
         if !rows.is_empty() {
             for row in rows {
                 self.last_id = row.id;
-                let html = ui::fragment(dashboard::login_item(&row, self.lang));
-                self.outbox.push_event(
-                    Event::default()
-                        .event("login")
-                        .id(row.id.to_string())
-                        .data(html),
-                );
+                let id = row.id.to_string();
+                let html = render::fragment(self.lang, move || view! { <LoginItem row /> });
+                self.outbox
+                    .push_event(Event::default().event("login").id(id).data(html));
             }
             return Ok(());
         }

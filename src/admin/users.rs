@@ -13,7 +13,7 @@ use axum::{
     body::{Body, Bytes},
     extract::{RawQuery, State},
     http::header,
-    response::{Html, IntoResponse, Response},
+    response::{IntoResponse, Response},
 };
 use leptos::prelude::*;
 use serde::Deserialize;
@@ -21,11 +21,19 @@ use tokio_stream::wrappers::ReceiverStream;
 
 pub use crate::store::{Cursor, ListQuery, Sort, Tri, UserRow};
 use crate::{
-    admin::{Section, bad_query, format_time, format_timestamp, guard::AdminUser, parse_query},
+    admin::{
+        guard::AdminUser,
+        layout::{AdminShell, Section},
+        query::{bad_query, parse_query},
+        times::{format_time, format_timestamp},
+    },
     error::{AppError, AppResult},
     state::AppState,
     store::Store,
-    ui::{Lang, Text, mask_phone},
+    ui::{
+        Lang, Text, mask_phone,
+        render::{PageRequest, page},
+    },
 };
 
 /// Rows per page.
@@ -180,17 +188,26 @@ impl ListQuery {
 }
 
 /// `GET /admin/users`.
-pub async fn list(
-    AdminUser(_admin): AdminUser,
-    State(state): State<AppState>,
-    lang: Lang,
-    RawQuery(raw): RawQuery,
-) -> AppResult<Html<String>> {
-    let t = lang.text();
-    let query = ListQuery::parse(lang, raw.as_deref())?;
-    let (rows, next) = state.store.admin.users_page(&query, PAGE_SIZE).await?;
+#[component]
+pub(super) fn UsersPage() -> impl IntoView {
+    page(async |mut request: PageRequest| {
+        let AdminUser(_admin) = request.extract().await?;
+        let RawQuery(raw) = request.extract().await?;
+        let query = ListQuery::parse(request.lang, raw.as_deref())?;
+        let (rows, next) = request
+            .state
+            .store
+            .admin
+            .users_page(&query, PAGE_SIZE)
+            .await?;
+        Ok(view! { <Users query rows next /> }.into_any())
+    })
+}
 
-    let filters = filter_form(&query, t);
+/// One page of the users table for `query`, `next` being where the following page starts.
+#[component]
+fn Users(query: ListQuery, rows: Vec<UserRow>, next: Option<Cursor>) -> impl IntoView {
+    let t = expect_context::<Lang>().text();
     let export = format!("/admin/users.csv?{}", query.query_string(None));
     let first_page = query
         .after
@@ -202,7 +219,7 @@ pub async fn list(
     } else {
         let body = rows
             .into_iter()
-            .map(|row| user_row(row, lang))
+            .map(|row| view! { <UserLine row /> })
             .collect_view();
         view! {
             <div class="table-scroll">
@@ -226,29 +243,26 @@ pub async fn list(
         }
         .into_any()
     };
-    let body = view! {
-        <h1>{t.admin_nav_users}</h1>
-        {filters}
-        <p class="toolbar">
-            <a id="export-csv" href=export>{t.admin_export_csv}</a>
-        </p>
-        {table}
-        <p class="pager">
-            {first_page.map(|href| view! { <a id="first-page" href=href>{t.admin_first_page}</a> " " })}
-            {next_page.map(|href| view! { <a id="next-page" rel="next" href=href>{t.admin_next_page}</a> })}
-        </p>
-    };
-    Ok(super::page(
-        lang,
-        t.admin_nav_users,
-        Section::Users,
-        false,
-        body,
-    ))
+    view! {
+        <AdminShell title=t.admin_nav_users section=Section::Users>
+            <h1>{t.admin_nav_users}</h1>
+            <UserFilters query />
+            <p class="toolbar">
+                <a id="export-csv" href=export>{t.admin_export_csv}</a>
+            </p>
+            {table}
+            <p class="pager">
+                {first_page.map(|href| view! { <a id="first-page" href=href>{t.admin_first_page}</a> " " })}
+                {next_page.map(|href| view! { <a id="next-page" rel="next" href=href>{t.admin_next_page}</a> })}
+            </p>
+        </AdminShell>
+    }
 }
 
 /// The search and filter form: a plain GET form, so the result is a bookmarkable URL.
-fn filter_form(query: &ListQuery, t: &'static Text) -> impl IntoView + 'static {
+#[component]
+fn UserFilters(query: ListQuery) -> impl IntoView {
+    let t: &'static Text = expect_context::<Lang>().text();
     let tri = move |name: &'static str, label: &'static str, value: Tri| {
         let options = [
             (Tri::Any, t.admin_any),
@@ -298,7 +312,10 @@ fn yes_no(value: bool, t: &Text) -> &'static str {
     if value { t.admin_yes } else { t.admin_no }
 }
 
-fn user_row(row: UserRow, lang: Lang) -> impl IntoView + 'static {
+/// One row of the users table.
+#[component]
+fn UserLine(row: UserRow) -> impl IntoView {
+    let lang = expect_context::<Lang>();
     let t = lang.text();
     let href = format!("/admin/users/{}", row.id);
     let class = if row.disabled { "disabled" } else { "" };

@@ -15,7 +15,12 @@ use axum::{
     extract::{Query, State},
     http::StatusCode,
     response::{IntoResponse, Redirect, Response},
-    routing::{get, post},
+    routing::post,
+};
+use leptos::prelude::*;
+use leptos_router::{
+    components::{Route, Router as PageRouter, Routes},
+    path,
 };
 use serde::Deserialize;
 
@@ -28,17 +33,19 @@ use crate::{
     session::WebSession,
     state::AppState,
     store::{LinkRequest, Linked, NewCode},
-    ui::{Lang, fill},
+    ui::{
+        Lang, fill,
+        render::{self, Detour, PageRequest, page, pages},
+    },
     util::now,
 };
 pub use code::CODE_TTL_SECONDS;
 use code::CodeCheck;
-use views::{BindForm, render};
+use views::{Bind, BindForm, render};
 
 /// Routes of this feature.
 pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/bind", get(bind_page))
+    pages(Router::new(), BindPages)
         .route("/bind/code", post(send_code))
         .route("/bind/verify", post(verify_code))
 }
@@ -72,35 +79,49 @@ struct BindQuery {
     change: Option<String>,
 }
 
-/// `GET /bind`.
-async fn bind_page(
-    State(state): State<AppState>,
-    lang: Lang,
-    session: WebSession,
-    Query(query): Query<BindQuery>,
-) -> AppResult<Response> {
-    let scene = match access(&state, &session).await? {
-        Access::Allowed(scene) => scene,
-        Access::Elsewhere(to) => return Ok(Redirect::to(to).into_response()),
-    };
-    if query.change.is_some() {
-        session.clear_bind_phone().await?;
+/// The pages of this feature.
+#[component]
+fn BindPages() -> impl IntoView {
+    view! {
+        <PageRouter>
+            <Routes fallback=render::not_found>
+                <Route path=path!("/bind") view=BindPage />
+            </Routes>
+        </PageRouter>
     }
-    let form = match session.bind_phone().await?.and_then(|p| Phone::parse(&p)) {
-        Some(phone) => {
-            let wait = resend_wait(&state, &scene.scene, &phone).await?;
-            BindForm::Code {
-                phone,
-                wait,
-                error: None,
-            }
+}
+
+/// `GET /bind`.
+#[component]
+fn BindPage() -> impl IntoView {
+    page(async |mut request: PageRequest| {
+        let state = request.state.clone();
+        let session: WebSession = request.extract().await?;
+        let Query(query) = request.extract::<Query<BindQuery>>().await?;
+        let scene = match access(&state, &session).await? {
+            Access::Allowed(scene) => scene,
+            Access::Elsewhere(to) => return Err(Detour::to(to)),
+        };
+        if query.change.is_some() {
+            session.clear_bind_phone().await?;
         }
-        None => BindForm::Phone {
-            value: String::new(),
-            error: None,
-        },
-    };
-    render(lang, &session, form, StatusCode::OK).await
+        let form = match session.bind_phone().await?.and_then(|p| Phone::parse(&p)) {
+            Some(phone) => {
+                let wait = resend_wait(&state, &scene.scene, &phone).await?;
+                BindForm::Code {
+                    phone,
+                    wait,
+                    error: None,
+                }
+            }
+            None => BindForm::Phone {
+                value: String::new(),
+                error: None,
+            },
+        };
+        let csrf = session.csrf_token().await?;
+        Ok(view! { <Bind form csrf /> }.into_any())
+    })
 }
 
 #[derive(Debug, Deserialize)]

@@ -1,4 +1,5 @@
 //! What `/bind` shows: the phone step and the code step, each with its error next to its field.
+//! The GET page and the POST answers draw the same [`Bind`] component.
 
 use axum::{
     http::StatusCode,
@@ -10,7 +11,7 @@ use crate::{
     error::AppResult,
     phone::Phone,
     session::WebSession,
-    ui::{self, Lang, PageOptions, Text, csrf_field, fill},
+    ui::{CsrfField, Lang, Shell, Text, fill, render},
 };
 
 /// Which step of the form to show.
@@ -28,15 +29,22 @@ pub(super) enum BindForm {
     },
 }
 
-/// The `/bind` page showing `form`, answered with `status`.
+/// The `/bind` page showing `form`, answered with `status` (a POST's answer).
 pub(super) async fn render(
     lang: Lang,
     session: &WebSession,
     form: BindForm,
     status: StatusCode,
 ) -> AppResult<Response> {
-    let t: &'static Text = lang.text();
     let csrf = session.csrf_token().await?;
+    let page = render::document(lang, move || view! { <Bind form csrf /> }).await;
+    Ok((status, page).into_response())
+}
+
+/// The `/bind` page showing `form`, its forms carrying `csrf`.
+#[component]
+pub(super) fn Bind(form: BindForm, csrf: String) -> impl IntoView {
+    let t: &'static Text = expect_context::<Lang>().text();
     let body = match form {
         BindForm::Phone { value, error } => {
             let invalid = error.is_some().to_string();
@@ -44,7 +52,7 @@ pub(super) async fn render(
                 <h1>{t.bind_title}</h1>
                 <p class="hint">{t.bind_hint}</p>
                 <form id="send-code-form" method="post" action="/bind/code">
-                    {csrf_field(csrf)}
+                    <CsrfField token=csrf />
                     <label for="phone">{t.phone_label}</label>
                     <input id="phone" name="phone" type="tel" autocomplete="tel" inputmode="tel"
                         required placeholder=t.phone_placeholder value=value
@@ -61,7 +69,7 @@ pub(super) async fn render(
                 <h1>{t.bind_title}</h1>
                 <p class="info">{fill(t.code_sent, &[&phone.masked()])}</p>
                 <form id="verify-form" method="post" action="/bind/verify">
-                    {csrf_field(csrf.clone())}
+                    <CsrfField token=csrf.clone() />
                     <label for="code">{t.code_label}</label>
                     <input id="code" name="code" type="text" inputmode="numeric"
                         autocomplete="one-time-code" pattern="[0-9]{6}" maxlength="6" required
@@ -70,7 +78,7 @@ pub(super) async fn render(
                     <button id="verify" type="submit">{t.verify}</button>
                 </form>
                 <form id="resend-form" class="inline" method="post" action="/bind/code">
-                    {csrf_field(csrf)}
+                    <CsrfField token=csrf />
                     <input type="hidden" name="phone" value=phone.national().to_owned() />
                     <button id="resend" class="secondary" type="submit" data-wait=wait.to_string()
                         data-label=t.resend_code data-wait-label=t.resend_wait>
@@ -82,9 +90,5 @@ pub(super) async fn render(
             .into_any()
         }
     };
-    let options = PageOptions {
-        noscript_refresh: None,
-        script: true,
-    };
-    Ok((status, ui::page(lang, t.bind_title, options, body)).into_response())
+    view! { <Shell title=t.bind_title script=true>{body}</Shell> }
 }

@@ -14,6 +14,10 @@ use axum::{
     routing::{get, post},
 };
 use leptos::prelude::*;
+use leptos_router::{
+    components::{Route, Router as PageRouter, Routes},
+    path,
+};
 use serde::Deserialize;
 
 use crate::{
@@ -26,7 +30,11 @@ use crate::{
     },
     session::{SafePath, WebSession},
     state::AppState,
-    ui::{self, Lang, PageOptions},
+    ui::{
+        Lang, Shell,
+        qr::QrSvg,
+        render::{self, Detour, PageRequest, page, pages},
+    },
     users::CurrentUser,
     util::now,
 };
@@ -34,8 +42,7 @@ use scene::{Scene, Status};
 
 /// Routes of this feature.
 pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/login", get(login_page))
+    pages(Router::new(), LoginPages)
         .route("/login/events", get(events))
         .route("/login/complete", get(complete))
         .route("/logout", post(logout))
@@ -58,71 +65,90 @@ struct LoginQuery {
     fresh: Option<String>,
 }
 
+/// The pages of this feature.
+#[component]
+fn LoginPages() -> impl IntoView {
+    view! {
+        <PageRouter>
+            <Routes fallback=render::not_found>
+                <Route path=path!("/login") view=LoginPage />
+            </Routes>
+        </PageRouter>
+    }
+}
+
 /// `GET /login`.
-async fn login_page(
-    State(state): State<AppState>,
-    lang: Lang,
-    session: WebSession,
-    client: ClientInfo,
-    CurrentUser(user): CurrentUser,
-    Query(query): Query<LoginQuery>,
-) -> AppResult<Response> {
-    // An unsafe `next` is dropped, not followed: the person still logs in, and lands on `/`.
-    let next = query.next.as_deref().map(SafePath::parse);
-    if user.is_some() {
+#[component]
+fn LoginPage() -> impl IntoView {
+    page(async |mut request: PageRequest| {
+        let (state, lang) = (request.state.clone(), request.lang);
+        let session: WebSession = request.extract().await?;
+        let client: ClientInfo = request.extract().await?;
+        let CurrentUser(user) = request.extract().await?;
+        let Query(query) = request.extract::<Query<LoginQuery>>().await?;
+        // An unsafe `next` is dropped, not followed: the person still logs in, and lands on `/`.
+        let next = query.next.as_deref().map(SafePath::parse);
+        if user.is_some() {
+            if let Some(next) = next {
+                session.set_next(next).await?;
+            }
+            return Err(Detour::to(session.take_next().await?.as_str()));
+        }
+        // A browser seen for the first time has no scene yet: no need to look. Its key is
+        // stored only once a QR code is made for it, so a refused visitor (429, 503) costs no
+        // session row.
+        let (owner, current, new_browser) = match session.existing_browser_key().await? {
+            Some(owner) => {
+                let current = scene::current(&state, &owner).await?;
+                (owner, current, false)
+            }
+            None => (WebSession::new_browser_key(), None, true),
+        };
+        // Without JavaScript this page refreshes itself; the refresh moves the person on.
+        let status = current.as_ref().map(|s| s.status(now()));
+        let to = match (current, status) {
+            (Some(_), Some(Status::Authorized)) => Err("/login/complete"),
+            (Some(_), Some(Status::NeedsBind)) => Err("/bind"),
+            (Some(s), Some(Status::Rejected)) if query.fresh.is_none() => Ok(s),
+            (current, _) => {
+                Ok(scene::reuse_or_create(&state, current, &owner, lang, &client).await?)
+            }
+        };
+        if new_browser {
+            session.keep_browser_key(&owner).await?;
+        }
         if let Some(next) = next {
             session.set_next(next).await?;
         }
-        return Ok(Redirect::to(session.take_next().await?.as_str()).into_response());
-    }
-    // A browser seen for the first time has no scene yet: no need to look. Its key is stored
-    // only once a QR code is made for it, so a refused visitor (429, 503) costs no session row.
-    let (owner, current, new_browser) = match session.existing_browser_key().await? {
-        Some(owner) => {
-            let current = scene::current(&state, &owner).await?;
-            (owner, current, false)
-        }
-        None => (WebSession::new_browser_key(), None, true),
-    };
-    // Without JavaScript this page refreshes itself; the refresh moves the person on.
-    let status = current.as_ref().map(|s| s.status(now()));
-    let to = match (current, status) {
-        (Some(_), Some(Status::Authorized)) => Err("/login/complete"),
-        (Some(_), Some(Status::NeedsBind)) => Err("/bind"),
-        (Some(s), Some(Status::Rejected)) if query.fresh.is_none() => Ok(s),
-        (current, _) => Ok(scene::reuse_or_create(&state, current, &owner, lang, &client).await?),
-    };
-    if new_browser {
-        session.keep_browser_key(&owner).await?;
-    }
-    if let Some(next) = next {
-        session.set_next(next).await?;
-    }
-    let scene = match to {
-        Ok(scene) => scene,
-        Err(to) => return Ok(Redirect::to(to).into_response()),
-    };
-    let t = lang.text();
-    let status = scene.status(now());
-    let body = view! {
-        <h1>{t.login_title}</h1>
-        <p class="hint">{t.login_hint}</p>
-        <div id="qr-block" inner_html=qr_block_html(&state, &scene, lang)></div>
-        <div id="status" class="status" aria-live="polite" inner_html=status_html(status, lang)></div>
-        <noscript><p class="muted">{t.noscript_hint}</p></noscript>
-    };
-    let options = PageOptions {
-        noscript_refresh: Some(3),
-        script: true,
-    };
-    Ok(ui::page(lang, t.login_title, options, body).into_response())
+        let scene = to.map_err(Detour::to)?;
+        let sandbox = state.settings.mode == Mode::Sandbox;
+        Ok(view! { <Login scene sandbox /> }.into_any())
+    })
 }
 
-/// The QR code, its countdown and (in sandbox mode) the link to the simulated phone.
-fn qr_block_html(state: &AppState, scene: &Scene, lang: Lang) -> String {
-    let t = lang.text();
+/// The login page showing `scene`'s QR code and status.
+#[component]
+fn Login(scene: Scene, sandbox: bool) -> impl IntoView {
+    let t = expect_context::<Lang>().text();
+    let status = scene.status(now());
+    view! {
+        <Shell title=t.login_title noscript_refresh=3 script=true>
+            <h1>{t.login_title}</h1>
+            <p class="hint">{t.login_hint}</p>
+            <div id="qr-block"><QrBlock scene sandbox /></div>
+            <div id="status" class="status" aria-live="polite"><StatusLine status /></div>
+            <noscript><p class="muted">{t.noscript_hint}</p></noscript>
+        </Shell>
+    }
+}
+
+/// The QR code, its countdown and (in sandbox mode) the link to the simulated phone; pushed
+/// again as `event: qr` when a fresh code replaces an expired one.
+#[component]
+fn QrBlock(scene: Scene, sandbox: bool) -> impl IntoView {
+    let t = expect_context::<Lang>().text();
     let remaining = (scene.expires_at - now()).max(0);
-    let sandbox = (state.settings.mode == Mode::Sandbox).then(|| {
+    let sandbox = sandbox.then(|| {
         view! {
             <p class="sandbox">
                 <a id="sandbox-link" href=scene.qr_url.clone() target="_blank" rel="noopener">
@@ -133,8 +159,8 @@ fn qr_block_html(state: &AppState, scene: &Scene, lang: Lang) -> String {
             </p>
         }
     });
-    ui::fragment(view! {
-        <div id="qr" class="qr" role="img" aria-label=t.qr_alt inner_html=ui::qr::qr_svg(&scene.qr_url)></div>
+    view! {
+        <div id="qr" class="qr" role="img" aria-label=t.qr_alt><QrSvg url=scene.qr_url.clone() /></div>
         <p class="countdown">
             {t.expires_in} " "
             <time id="countdown" data-remaining=remaining.to_string()>
@@ -142,12 +168,13 @@ fn qr_block_html(state: &AppState, scene: &Scene, lang: Lang) -> String {
             </time>
         </p>
         {sandbox}
-    })
+    }
 }
 
-/// The status line for a scene status.
-fn status_html(status: Status, lang: Lang) -> String {
-    let t = lang.text();
+/// The status line of a scene; pushed as `event: status` when it changes.
+#[component]
+fn StatusLine(status: Status) -> impl IntoView {
+    let t = expect_context::<Lang>().text();
     let (class, text, link) = match status {
         Status::Waiting => ("waiting", t.status_waiting, None),
         Status::Authorized => (
@@ -167,12 +194,12 @@ fn status_html(status: Status, lang: Lang) -> String {
             Some(("/login?fresh=1", t.new_qr)),
         ),
     };
-    ui::fragment(view! {
+    view! {
         <p class=format!("status-{class}")>
             {text}
             {link.map(|(href, label)| view! { " " <a href=href>{label}</a> })}
         </p>
-    })
+    }
 }
 
 // A page left open gets this many fresh QR codes pushed per connection, then goes idle: an
@@ -275,7 +302,13 @@ impl sse::Source for Watch {
                     .await
                     {
                         // The next step sees the fresh scene and sends its status.
-                        Ok(fresh) => self.push("qr", qr_block_html(&self.state, &fresh, self.lang)),
+                        Ok(fresh) => {
+                            let sandbox = self.state.settings.mode == Mode::Sandbox;
+                            let html = render::fragment(self.lang, move || {
+                                view! { <QrBlock scene=fresh sandbox /> }
+                            });
+                            self.push("qr", html);
+                        }
                         // Capped or WeChat unavailable: offer the button instead of retrying.
                         Err(AppError::TooMany { .. } | AppError::Unavailable(_)) => {
                             self.push_end("idle", status_html(status, self.lang))
@@ -303,6 +336,11 @@ impl sse::Source for Watch {
         }
         Ok(())
     }
+}
+
+/// The status line's HTML, for a push.
+fn status_html(status: Status, lang: Lang) -> String {
+    render::fragment(lang, move || view! { <StatusLine status /> })
 }
 
 impl Watch {

@@ -86,17 +86,13 @@ impl Sandbox {
 
 /// Routes under `/sandbox`.
 pub fn router(sandbox: Arc<Sandbox>) -> Router<AppState> {
-    Router::new()
+    crate::ui::render::pages(Router::new(), phone::SandboxPages)
         .route("/sandbox/cgi-bin/token", get(api::token))
         .route("/sandbox/cgi-bin/stable_token", post(api::stable_token))
         .route("/sandbox/cgi-bin/qrcode/create", post(api::create_qr))
         .route("/sandbox/cgi-bin/showqrcode", get(api::show_qr))
         .route("/sandbox/cgi-bin/user/info", get(api::user_info))
-        .route(
-            "/sandbox/scan/{ticket}",
-            get(phone::scan_page).post(phone::scan_form),
-        )
-        .route("/sandbox/sms", get(phone::inbox_page))
+        .route("/sandbox/scan/{ticket}", post(phone::scan_form))
         .route("/sandbox/api/scan", post(phone::scan_api))
         .route("/sandbox/api/sms", get(phone::sms_api))
         .route("/sandbox/api/faults", post(api::faults))

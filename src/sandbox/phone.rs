@@ -11,25 +11,46 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use leptos::prelude::*;
+use leptos_router::{
+    components::{Route, Router as PageRouter, Routes},
+    path,
+};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{Sandbox, ScanError, ScanOutcome, scan};
+use super::{Sandbox, ScanError, scan};
 use crate::{
     error::{AppError, AppResult},
-    phone::Phone,
+    phone::Phone as PhoneNumber,
     state::AppState,
-    ui::{self, Lang, PageOptions, fill},
+    ui::{
+        Lang, Shell, fill,
+        render::{self, PageRequest, page},
+    },
     util::random_hex,
 };
 
+/// The pages of the sandbox.
+#[component]
+pub(super) fn SandboxPages() -> impl IntoView {
+    view! {
+        <PageRouter>
+            <Routes fallback=render::not_found>
+                <Route path=path!("/sandbox/scan/:ticket") view=ScanPage />
+                <Route path=path!("/sandbox/sms") view=InboxPage />
+            </Routes>
+        </PageRouter>
+    }
+}
+
 /// `GET /sandbox/scan/{ticket}`: pick a simulated user and scan.
-pub(super) async fn scan_page(
-    State(state): State<AppState>,
-    lang: Lang,
-    Path(ticket): Path<String>,
-) -> AppResult<Response> {
-    phone_page(&state, lang, &ticket, None, StatusCode::OK).await
+#[component]
+fn ScanPage() -> impl IntoView {
+    page(async |mut request: PageRequest| {
+        let Path(ticket) = request.extract::<Path<String>>().await?;
+        let recent = request.state.store.sandbox.recent_openids(5).await?;
+        Ok(view! { <Phone ticket recent chat=None /> }.into_any())
+    })
 }
 
 #[derive(Debug, Deserialize)]
@@ -46,55 +67,65 @@ pub(super) async fn scan_form(
     Form(form): Form<ScanForm>,
 ) -> AppResult<Response> {
     let openid = form.openid.trim();
-    let result = scan(&state, &sandbox, &ticket, openid).await;
-    let status = match &result {
-        Ok(_) => StatusCode::OK,
-        Err(ScanError::BadOpenid) => StatusCode::BAD_REQUEST,
-        Err(ScanError::BadTicket) => StatusCode::NOT_FOUND,
-        Err(_) => StatusCode::BAD_GATEWAY,
-    };
-    phone_page(&state, lang, &ticket, Some(result), status).await
-}
-
-async fn phone_page(
-    state: &AppState,
-    lang: Lang,
-    ticket: &str,
-    result: Option<Result<ScanOutcome, ScanError>>,
-    status: StatusCode,
-) -> AppResult<Response> {
     let t = lang.text();
-    let recent: Vec<String> = state.store.sandbox.recent_openids(5).await?;
-    let chat = match result {
-        None => None,
-        Some(Ok(outcome)) => {
+    let (status, chat) = match scan(&state, &sandbox, &ticket, openid).await {
+        Ok(outcome) => {
             let reply = if outcome.reply.is_empty() {
                 t.sandbox_no_reply.to_owned()
             } else {
                 outcome.reply
             };
-            Some(
-                view! {
-                    <div class="chat">
-                        <p class="muted">{t.sandbox_account} " · " {outcome.openid}</p>
-                        <p class="bubble mine">{t.sandbox_you_scanned}</p>
-                        <p class="bubble reply">{reply}</p>
-                    </div>
-                }
-                .into_any(),
-            )
-        }
-        Some(Err(e)) => {
-            let message = match e {
-                ScanError::BadTicket => t.sandbox_bad_ticket.to_owned(),
-                ScanError::BadOpenid => t.sandbox_bad_openid.to_owned(),
-                ScanError::Callback(why) => fill(t.sandbox_callback_failed, &[&why]),
-                ScanError::Db(e) => return Err(AppError::Internal(e.into())),
+            let chat = Chat::Reply {
+                openid: outcome.openid,
+                reply,
             };
-            Some(view! { <p class="error" role="alert">{message}</p> }.into_any())
+            (StatusCode::OK, chat)
         }
+        Err(ScanError::BadOpenid) => (
+            StatusCode::BAD_REQUEST,
+            Chat::Refused(t.sandbox_bad_openid.to_owned()),
+        ),
+        Err(ScanError::BadTicket) => (
+            StatusCode::NOT_FOUND,
+            Chat::Refused(t.sandbox_bad_ticket.to_owned()),
+        ),
+        Err(ScanError::Callback(why)) => (
+            StatusCode::BAD_GATEWAY,
+            Chat::Refused(fill(t.sandbox_callback_failed, &[&why])),
+        ),
+        Err(ScanError::Db(e)) => return Err(AppError::Internal(e.into())),
     };
-    let action = format!("/sandbox/scan/{}", url_path_segment(ticket));
+    let recent = state.store.sandbox.recent_openids(5).await?;
+    let chat = Some(chat);
+    let page = render::document(lang, move || view! { <Phone ticket recent chat /> }).await;
+    Ok((status, page).into_response())
+}
+
+/// What the phone shows after a scan.
+pub(super) enum Chat {
+    /// The account's answer to `openid`'s scan.
+    Reply { openid: String, reply: String },
+    /// Why the scan didn't happen.
+    Refused(String),
+}
+
+/// The simulated phone for `ticket`: the people who scanned lately, a new person, and the
+/// chat after a scan.
+#[component]
+fn Phone(ticket: String, recent: Vec<String>, chat: Option<Chat>) -> impl IntoView {
+    let t = expect_context::<Lang>().text();
+    let chat = chat.map(|chat| match chat {
+        Chat::Reply { openid, reply } => view! {
+            <div class="chat">
+                <p class="muted">{t.sandbox_account} " · " {openid}</p>
+                <p class="bubble mine">{t.sandbox_you_scanned}</p>
+                <p class="bubble reply">{reply}</p>
+            </div>
+        }
+        .into_any(),
+        Chat::Refused(message) => view! { <p class="error" role="alert">{message}</p> }.into_any(),
+    });
+    let action = format!("/sandbox/scan/{}", url_path_segment(&ticket));
     let picks = recent
         .into_iter()
         .map(|openid| {
@@ -108,26 +139,23 @@ async fn phone_page(
             }
         })
         .collect_view();
-    let body = view! {
-        <div class="phone">
-            <h1>{t.sandbox_title}</h1>
-            <p class="hint">{t.sandbox_intro}</p>
-            {chat}
-            <ul class="picks">{picks}</ul>
-            <form id="scan-form" method="post" action=action.clone()>
-                <label for="openid">{t.sandbox_new_user}</label>
-                <input id="openid" name="openid" required maxlength="64" pattern="[A-Za-z0-9_-]{1,64}"
-                    value=format!("o_sandbox_{}", random_hex(4)) />
-                <button id="scan" type="submit">{t.sandbox_scan}</button>
-            </form>
-            <p><a href="/sandbox/sms">{t.sandbox_inbox_title}</a></p>
-        </div>
-    };
-    Ok((
-        status,
-        ui::page(lang, t.sandbox_title, PageOptions::default(), body),
-    )
-        .into_response())
+    view! {
+        <Shell title=t.sandbox_title>
+            <div class="phone">
+                <h1>{t.sandbox_title}</h1>
+                <p class="hint">{t.sandbox_intro}</p>
+                {chat}
+                <ul class="picks">{picks}</ul>
+                <form id="scan-form" method="post" action=action.clone()>
+                    <label for="openid">{t.sandbox_new_user}</label>
+                    <input id="openid" name="openid" required maxlength="64" pattern="[A-Za-z0-9_-]{1,64}"
+                        value=format!("o_sandbox_{}", random_hex(4)) />
+                    <button id="scan" type="submit">{t.sandbox_scan}</button>
+                </form>
+                <p><a href="/sandbox/sms">{t.sandbox_inbox_title}</a></p>
+            </div>
+        </Shell>
+    }
 }
 
 /// Tickets are hex after a fixed prefix; keep anything else from breaking the form's URL.
@@ -138,9 +166,18 @@ fn url_path_segment(s: &str) -> String {
 }
 
 /// `GET /sandbox/sms`: the newest SMS the console sender delivered.
-pub(super) async fn inbox_page(State(state): State<AppState>, lang: Lang) -> AppResult<Response> {
-    let t = lang.text();
-    let rows: Vec<(String, String, i64)> = state.store.sandbox.inbox(20).await?;
+#[component]
+fn InboxPage() -> impl IntoView {
+    page(async |request: PageRequest| {
+        let rows = request.state.store.sandbox.inbox(20).await?;
+        Ok(view! { <Inbox rows /> }.into_any())
+    })
+}
+
+/// The SMS inbox: `(phone, code, sent at)`, newest first.
+#[component]
+fn Inbox(rows: Vec<(String, String, i64)>) -> impl IntoView {
+    let t = expect_context::<Lang>().text();
     let empty = rows
         .is_empty()
         .then(|| view! { <p class="muted">{t.sandbox_inbox_empty}</p> });
@@ -150,12 +187,13 @@ pub(super) async fn inbox_page(State(state): State<AppState>, lang: Lang) -> App
             view! { <li><span class="muted">{phone}</span> " " <strong class="code">{code}</strong></li> }
         })
         .collect_view();
-    let body = view! {
-        <h1>{t.sandbox_inbox_title}</h1>
-        {empty}
-        <ul class="inbox">{items}</ul>
-    };
-    Ok(ui::page(lang, t.sandbox_inbox_title, PageOptions::default(), body).into_response())
+    view! {
+        <Shell title=t.sandbox_inbox_title>
+            <h1>{t.sandbox_inbox_title}</h1>
+            {empty}
+            <ul class="inbox">{items}</ul>
+        </Shell>
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -192,7 +230,7 @@ pub(super) struct SmsQuery {
 /// `GET /sandbox/api/sms?phone=` → `{"code", "phone", "sent_at"}` of the newest SMS (404 when
 /// there is none).
 pub(super) async fn sms_api(State(state): State<AppState>, Query(q): Query<SmsQuery>) -> Response {
-    let Some(phone) = Phone::parse(&q.phone) else {
+    let Some(phone) = PhoneNumber::parse(&q.phone) else {
         return (
             StatusCode::BAD_REQUEST,
             Json(json!({ "error": "not a mainland China mobile number" })),

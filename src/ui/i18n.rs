@@ -48,6 +48,15 @@ impl Lang {
         best.map(|(_, l)| l).unwrap_or_default()
     }
 
+    /// The language of a request, from its `Accept-Language`.
+    pub fn of(headers: &axum::http::HeaderMap) -> Lang {
+        headers
+            .get(axum::http::header::ACCEPT_LANGUAGE)
+            .and_then(|v| v.to_str().ok())
+            .map(Lang::from_accept_language)
+            .unwrap_or_default()
+    }
+
     /// The code stored with a login scene.
     pub fn code(self) -> &'static str {
         match self {
@@ -82,12 +91,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Lang {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(parts
-            .headers
-            .get(axum::http::header::ACCEPT_LANGUAGE)
-            .and_then(|v| v.to_str().ok())
-            .map(Lang::from_accept_language)
-            .unwrap_or_default())
+        Ok(Lang::of(&parts.headers))
     }
 }
 

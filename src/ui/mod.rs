@@ -3,67 +3,62 @@
 
 pub mod i18n;
 pub mod qr;
+pub mod render;
 
-use axum::response::Html;
 use leptos::prelude::*;
+use leptos_meta::{MetaTags, Title};
 
 pub use i18n::{Lang, Text, fill};
 
-/// Options of a full page.
-#[derive(Default)]
-pub struct PageOptions {
-    /// Refresh the page every N seconds when JavaScript is off (`<noscript><meta refresh>`).
-    pub noscript_refresh: Option<u32>,
+/// A complete HTML document: head, stylesheet, title (through `leptos_meta`) and the page's
+/// content in its card. Every page draws itself inside one.
+#[component]
+pub fn Shell(
+    /// The page's own title; the site's name is added after it.
+    #[prop(into)]
+    title: String,
+    /// Reload every this many seconds when JavaScript is off (`<noscript><meta refresh>`).
+    #[prop(optional)]
+    noscript_refresh: Option<u32>,
     /// Load `/app.js` (the SSE client, countdowns).
-    pub script: bool,
-}
-
-/// Renders a complete HTML document around `body`.
-pub fn page(
-    lang: Lang,
-    title: &str,
-    options: PageOptions,
-    body: impl IntoView + 'static,
-) -> Html<String> {
+    #[prop(optional)]
+    script: bool,
+    children: Children,
+) -> impl IntoView {
+    let lang = expect_context::<Lang>();
     let t = lang.text();
     let full_title = if title == t.site_name {
-        title.to_owned()
+        title
     } else {
         format!("{title} · {}", t.site_name)
     };
-    let refresh = options.noscript_refresh.map(|s| {
+    let refresh = noscript_refresh.map(|s| {
         view! { <noscript><meta http-equiv="refresh" content=s.to_string() /></noscript> }
     });
-    let script = options
-        .script
-        .then(|| view! { <script type="module" src="/app.js"></script> });
-    let html = view! {
+    let script = script.then(|| view! { <script type="module" src="/app.js"></script> });
+    view! {
+        <!DOCTYPE html>
         <html lang=lang.html_lang()>
             <head>
                 <meta charset="utf-8" />
                 <meta name="viewport" content="width=device-width, initial-scale=1" />
                 <meta name="referrer" content="same-origin" />
-                <title>{full_title}</title>
+                <MetaTags />
+                <Title text=full_title />
                 <link rel="stylesheet" href="/style.css" />
                 {refresh}
                 {script}
             </head>
             <body>
-                <main class="card">{body}</main>
+                <main class="card">{children()}</main>
             </body>
         </html>
     }
-    .to_html();
-    Html(format!("<!DOCTYPE html>{html}"))
-}
-
-/// Renders a fragment (used for the HTML pushed over server-sent events).
-pub fn fragment(view: impl IntoView + 'static) -> String {
-    view.to_html()
 }
 
 /// A hidden CSRF field for a form.
-pub fn csrf_field(token: String) -> impl IntoView {
+#[component]
+pub fn CsrfField(token: String) -> impl IntoView {
     view! { <input type="hidden" name="csrf" value=token /> }
 }
 
@@ -89,16 +84,23 @@ mod tests {
         assert_eq!(mask_phone("123"), "***");
     }
 
-    #[test]
-    fn page_is_a_complete_document_in_the_right_language() {
-        let Html(html) = page(
-            Lang::En,
-            "Test",
-            PageOptions::default(),
-            view! { <p>"hi <b>"</p> },
+    #[tokio::test]
+    async fn shell_is_a_complete_document_in_the_right_language() {
+        let rendered = render::document(Lang::En, || {
+            view! { <Shell title="Test"><p>"hi <b>"</p></Shell> }
+        })
+        .await;
+        let html = rendered.html();
+        assert!(
+            html.starts_with("<!DOCTYPE html><html lang=\"en\">"),
+            "{html}"
         );
-        assert!(html.starts_with("<!DOCTYPE html><html lang=\"en\">"));
+        assert!(
+            html.contains("<title>Test · "),
+            "leptos_meta puts the title in: {html}"
+        );
         assert!(html.contains("hi &lt;b&gt;"), "text is escaped: {html}");
         assert!(!html.contains("app.js"));
+        assert!(!html.contains("<script"), "no hydration scripts: {html}");
     }
 }

@@ -1,13 +1,35 @@
 //! QR codes drawn as inline SVG, with a mask scorer fast enough for every `/login`: what the
 //! `qrcode` crate would draw, in a fraction of the time (docs/benchmarks.md).
 
+use leptos::prelude::*;
+
 /// The QR code of `url` as inline SVG: one path of horizontal runs (a few KiB), scaled by CSS.
+#[component]
+pub fn QrSvg(url: String) -> impl IntoView {
+    qr_path(&url).map(|(size, path)| {
+        let (view_box, size) = (format!("0 0 {size} {size}"), size.to_string());
+        view! {
+            <svg xmlns="http://www.w3.org/2000/svg" viewBox=view_box shape-rendering="crispEdges">
+                <rect width=size.clone() height=size fill="#fff" />
+                <path fill="#000" d=path />
+            </svg>
+        }
+    })
+}
+
+/// The QR code of `url` as an SVG document (the sandbox's `showqrcode`).
 pub fn qr_svg(url: &str) -> String {
+    view! { <QrSvg url=url.to_owned() /> }.to_html()
+}
+
+/// The side of `url`'s QR code in modules (with its quiet zone) and the SVG path of its dark
+/// modules, or `None` (logged) if no code can hold it.
+fn qr_path(url: &str) -> Option<(usize, String)> {
     let (width, colors) = match qr_modules(url) {
         Ok(code) => code,
         Err(e) => {
             tracing::error!(error = %e, "QR code could not be drawn");
-            return String::new();
+            return None;
         }
     };
     // A 4-module quiet zone on every side, as scanners expect.
@@ -38,9 +60,7 @@ pub fn qr_svg(url: &str) -> String {
             }
         }
     }
-    format!(
-        r##"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {size} {size}" shape-rendering="crispEdges"><rect width="{size}" height="{size}" fill="#fff"/><path fill="#000" d="{path}"/></svg>"##
-    )
+    Some((size, path))
 }
 
 /// Appends `n` in decimal.
