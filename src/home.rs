@@ -8,18 +8,16 @@ use leptos_router::{
 };
 
 use crate::{
+    pages::{self, PageRequest, page},
     session::WebSession,
     state::AppState,
-    ui::{
-        CsrfField, Lang, Shell, fill, mask_phone,
-        render::{self, PageRequest, page, pages},
-    },
+    ui::{CsrfField, Lang, Shell, fill, mask_phone},
     users::CurrentUser,
 };
 
 /// Routes of this feature.
 pub fn router() -> Router<AppState> {
-    pages(Router::new(), HomePages)
+    pages::serve(Router::new(), HomePages)
 }
 
 /// The pages of this feature.
@@ -27,7 +25,7 @@ pub fn router() -> Router<AppState> {
 fn HomePages() -> impl IntoView {
     view! {
         <PageRouter>
-            <Routes fallback=render::not_found>
+            <Routes fallback=pages::not_found>
                 <Route path=path!("/") view=HomePage />
             </Routes>
         </PageRouter>

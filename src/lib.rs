@@ -14,6 +14,7 @@ pub mod live;
 pub mod login;
 pub mod maintenance;
 pub mod metrics;
+pub mod pages;
 pub mod phone;
 pub mod routes;
 pub mod sandbox;

@@ -10,11 +10,9 @@ use crate::{
         times::{UTC_OFFSET_SECONDS, day_label, format_timestamp, local_day},
     },
     client_info::describe_user_agent,
+    pages::{PageRequest, page},
     store::{Dashboard, LoginRow, Outcome},
-    ui::{
-        Lang, Text, mask_phone,
-        render::{PageRequest, page},
-    },
+    ui::{Lang, Text, mask_phone},
     util::now,
 };
 

@@ -21,13 +21,11 @@ use crate::{
     },
     client_info::describe_user_agent,
     error::{AppError, AppResult},
+    pages::{PageRequest, page},
     session::WebSession,
     state::AppState,
     store::{AuditEntry, HistoryRow},
-    ui::{
-        CsrfField, Lang, Text, fill, mask_phone,
-        render::{PageRequest, page},
-    },
+    ui::{CsrfField, Lang, Text, fill, mask_phone},
     users::User,
 };
 

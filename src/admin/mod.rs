@@ -11,6 +11,7 @@ pub mod audit;
 pub mod cli;
 pub mod dashboard;
 pub mod detail;
+mod export;
 pub mod guard;
 mod layout;
 pub mod live;
@@ -29,16 +30,16 @@ use leptos_router::{
 };
 
 use crate::{
+    pages::{self, serve},
     state::AppState,
-    ui::render::{self, pages},
 };
 
 /// Routes of this feature, all behind [`guard::require_admin`] (and each handler and page
 /// takes a [`guard::AdminUser`] as well). The guard needs the state to reach the database.
 pub fn router(state: &AppState) -> Router<AppState> {
-    pages(Router::new(), AdminPages)
+    serve(Router::new(), AdminPages)
         .route("/admin/events", get(live::events))
-        .route("/admin/users.csv", get(users::export))
+        .route("/admin/users.csv", get(export::export))
         .route("/admin/users/{id}/{action}", post(detail::act))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
@@ -51,7 +52,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
 fn AdminPages() -> impl IntoView {
     view! {
         <PageRouter>
-            <Routes fallback=render::not_found>
+            <Routes fallback=pages::not_found>
                 <Route path=path!("/admin") view=dashboard::DashboardPage />
                 <Route path=path!("/admin/users") view=users::UsersPage />
                 <Route path=path!("/admin/users/:id") view=detail::UserPage />

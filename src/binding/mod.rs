@@ -30,13 +30,11 @@ use crate::{
     error::AppResult,
     login::scene::{self, Scene, Status},
     metrics::Metrics,
+    pages::{self, Detour, PageRequest, page},
     session::WebSession,
     state::AppState,
     store::{LinkRequest, Linked, NewCode},
-    ui::{
-        Lang, fill,
-        render::{self, Detour, PageRequest, page, pages},
-    },
+    ui::{Lang, fill},
     util::now,
 };
 pub use code::CODE_TTL_SECONDS;
@@ -45,7 +43,7 @@ use views::{Bind, BindForm, render};
 
 /// Routes of this feature.
 pub fn router() -> Router<AppState> {
-    pages(Router::new(), BindPages)
+    pages::serve(Router::new(), BindPages)
         .route("/bind/code", post(send_code))
         .route("/bind/verify", post(verify_code))
 }
@@ -84,7 +82,7 @@ struct BindQuery {
 fn BindPages() -> impl IntoView {
     view! {
         <PageRouter>
-            <Routes fallback=render::not_found>
+            <Routes fallback=pages::not_found>
                 <Route path=path!("/bind") view=BindPage />
             </Routes>
         </PageRouter>

@@ -28,13 +28,10 @@ use crate::{
         hub,
         sse::{self, Outbox},
     },
+    pages::{self, Detour, PageRequest, page},
     session::{SafePath, WebSession},
     state::AppState,
-    ui::{
-        Lang, Shell,
-        qr::QrSvg,
-        render::{self, Detour, PageRequest, page, pages},
-    },
+    ui::{Lang, Shell, qr::QrSvg, render},
     users::CurrentUser,
     util::now,
 };
@@ -42,7 +39,7 @@ use scene::{Scene, Status};
 
 /// Routes of this feature.
 pub fn router() -> Router<AppState> {
-    pages(Router::new(), LoginPages)
+    pages::serve(Router::new(), LoginPages)
         .route("/login/events", get(events))
         .route("/login/complete", get(complete))
         .route("/logout", post(logout))
@@ -70,7 +67,7 @@ struct LoginQuery {
 fn LoginPages() -> impl IntoView {
     view! {
         <PageRouter>
-            <Routes fallback=render::not_found>
+            <Routes fallback=pages::not_found>
                 <Route path=path!("/login") view=LoginPage />
             </Routes>
         </PageRouter>

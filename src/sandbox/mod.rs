@@ -86,7 +86,7 @@ impl Sandbox {
 
 /// Routes under `/sandbox`.
 pub fn router(sandbox: Arc<Sandbox>) -> Router<AppState> {
-    crate::ui::render::pages(Router::new(), phone::SandboxPages)
+    crate::pages::serve(Router::new(), phone::SandboxPages)
         .route("/sandbox/cgi-bin/token", get(api::token))
         .route("/sandbox/cgi-bin/stable_token", post(api::stable_token))
         .route("/sandbox/cgi-bin/qrcode/create", post(api::create_qr))

@@ -21,12 +21,10 @@ use serde_json::json;
 use super::{Sandbox, ScanError, scan};
 use crate::{
     error::{AppError, AppResult},
+    pages::{self, PageRequest, page},
     phone::Phone as PhoneNumber,
     state::AppState,
-    ui::{
-        Lang, Shell, fill,
-        render::{self, PageRequest, page},
-    },
+    ui::{Lang, Shell, fill, render},
     util::random_hex,
 };
 
@@ -35,7 +33,7 @@ use crate::{
 pub(super) fn SandboxPages() -> impl IntoView {
     view! {
         <PageRouter>
-            <Routes fallback=render::not_found>
+            <Routes fallback=pages::not_found>
                 <Route path=path!("/sandbox/scan/:ticket") view=ScanPage />
                 <Route path=path!("/sandbox/sms") view=InboxPage />
             </Routes>
