@@ -169,9 +169,12 @@ where
             Ok(view) => Some(view),
             Err(Detour::Redirect(to)) => {
                 options.set_status(StatusCode::SEE_OTHER);
-                match HeaderValue::try_from(to) {
+                match HeaderValue::try_from(&to) {
                     Ok(location) => options.insert_header(header::LOCATION, location),
-                    Err(_) => answered.set(StatusCode::INTERNAL_SERVER_ERROR.into_response()),
+                    Err(_) => answered.set(
+                        AppError::Internal(anyhow::anyhow!("redirect to a bad location {to:?}"))
+                            .into_response(),
+                    ),
                 }
                 None
             }

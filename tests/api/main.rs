@@ -9,6 +9,7 @@ mod hardening;
 mod helpers;
 mod login;
 mod ops;
+mod pages;
 mod protocol;
 mod races;
 mod sandbox;
