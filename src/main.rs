@@ -25,6 +25,16 @@ enum Command {
         #[command(subcommand)]
         command: wxlogin::admin::cli::AdminCommand,
     },
+    /// Register the sites that log in through wxlogin (OpenID Connect clients).
+    Client {
+        #[command(subcommand)]
+        command: wxlogin::provider::cli::ClientCommand,
+    },
+    /// Manage the keys that sign id_tokens.
+    Keys {
+        #[command(subcommand)]
+        command: wxlogin::provider::cli::KeysCommand,
+    },
     /// Write a consistent copy of the live database to FILE (safe while the server runs).
     Backup {
         /// Where to write the copy; must not exist yet.
@@ -52,6 +62,26 @@ async fn main() -> anyhow::Result<()> {
                 wxlogin::admin::cli::run(&settings.database_url, command, &mut out).await
             {
                 eprintln!("wxlogin admin: {e:#}");
+                std::process::exit(1);
+            }
+            Ok(())
+        }
+        Command::Client { command } => {
+            let mut out = std::io::stdout();
+            if let Err(e) =
+                wxlogin::provider::cli::run_client(&settings.database_url, command, &mut out).await
+            {
+                eprintln!("wxlogin client: {e:#}");
+                std::process::exit(1);
+            }
+            Ok(())
+        }
+        Command::Keys { command } => {
+            let mut out = std::io::stdout();
+            if let Err(e) =
+                wxlogin::provider::cli::run_keys(&settings.database_url, command, &mut out).await
+            {
+                eprintln!("wxlogin keys: {e:#}");
                 std::process::exit(1);
             }
             Ok(())

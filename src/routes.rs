@@ -23,7 +23,7 @@ use tower_sessions::{Expiry, SessionManagerLayer, cookie::SameSite};
 use crate::{
     admin, binding,
     config::IpNet,
-    error, home, login,
+    error, home, login, provider,
     sandbox::{self, Sandbox},
     state::AppState,
 };
@@ -45,6 +45,10 @@ pub fn app(state: AppState, sandbox: Option<Arc<Sandbox>>) -> Router {
         .merge(login::router())
         .merge(binding::router())
         .merge(admin::router(&state))
+        .merge(provider::router(
+            &state,
+            provider::Provider::new(settings.ops.oidc_token_rate),
+        ))
         .route("/healthz", get(healthz))
         .route("/style.css", get(stylesheet))
         .route("/app.js", get(script));

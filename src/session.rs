@@ -13,6 +13,8 @@ const EPOCH: &str = "session_epoch";
 const NEXT: &str = "next";
 const CSRF: &str = "csrf";
 const BIND_PHONE: &str = "bind_phone";
+const AUTH_TIME: &str = "auth_time";
+const REAUTH: &str = "oidc_reauth";
 
 /// The session of the browser making the request.
 pub struct WebSession(Session);
@@ -64,6 +66,31 @@ impl WebSession {
         self.0.remove_value(CSRF).await?;
         self.0.insert(USER_ID, user_id).await?;
         self.0.insert(EPOCH, epoch).await?;
+        self.0.insert(AUTH_TIME, crate::util::now()).await?;
+        Ok(())
+    }
+
+    /// When the person last scanned to log in (OIDC's `auth_time`); `None` for a session
+    /// logged in before this was kept.
+    pub async fn auth_time(&self) -> Result<Option<i64>, AppError> {
+        Ok(self.0.get(AUTH_TIME).await?)
+    }
+
+    /// Notes that a site's request sent the person to scan again at `at` (`prompt=login`,
+    /// `max_age`): a login after it is the fresh one asked for.
+    pub async fn start_reauth(&self, at: i64) -> Result<(), AppError> {
+        self.0.insert(REAUTH, at).await?;
+        Ok(())
+    }
+
+    /// When the pending fresh login was asked for.
+    pub async fn reauth_started(&self) -> Result<Option<i64>, AppError> {
+        Ok(self.0.get(REAUTH).await?)
+    }
+
+    /// The fresh login asked for has been used.
+    pub async fn clear_reauth(&self) -> Result<(), AppError> {
+        self.0.remove_value(REAUTH).await?;
         Ok(())
     }
 

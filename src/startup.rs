@@ -56,6 +56,7 @@ impl Application {
 
         let store = Store::open(&settings.database_url).await?;
         let code_key = store.keys.app_key("sms_code_hmac").await?;
+        let subject_key = store.keys.app_key("oidc_subject").await?;
         tokio::spawn(maintenance::run(store.clone()));
 
         let wechat = WechatClient::new(ClientConfig {
@@ -80,6 +81,7 @@ impl Application {
             live: Default::default(),
             sms,
             code_key: Arc::new(code_key),
+            subject_key: Arc::new(subject_key),
             metrics: Arc::default(),
         };
         let router = app(state.clone(), sandbox);

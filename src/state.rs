@@ -26,6 +26,8 @@ pub struct AppState {
     pub sms: Arc<dyn SmsSender>,
     /// Key for the keyed hash of SMS codes.
     pub code_key: Arc<[u8; 32]>,
+    /// Key of the users' OpenID Connect `sub` ([`crate::oidc::subject`]).
+    pub subject_key: Arc<[u8; 32]>,
     /// Counters for `/metrics`.
     pub metrics: Arc<Metrics>,
 }

@@ -112,6 +112,9 @@ pub struct OpsSettings {
     /// Open connections at most (`WXLOGIN_MAX_CONNECTIONS`); past it new ones are closed at
     /// once. `None`: derived from the open-file limit ([`default_max_connections`]).
     pub max_connections: Option<usize>,
+    /// Token requests one OpenID Connect client may make per second
+    /// (`WXLOGIN_OIDC_TOKEN_RATE`); past it they get 429.
+    pub oidc_token_rate: u32,
 }
 
 /// The connection cap when none is set: the open-file limit less room for the database's
@@ -131,6 +134,7 @@ impl Default for OpsSettings {
             shutdown_grace_seconds: 10,
             header_timeout_seconds: 10,
             max_connections: None,
+            oidc_token_rate: 200,
         }
     }
 }
@@ -478,6 +482,12 @@ fn ops_section(env: &dyn Fn(&str) -> Option<String>) -> Result<OpsSettings, Conf
                 .collect::<Result<_, _>>()?,
             None => Vec::new(),
         },
+        oidc_token_rate: parse_number(
+            "WXLOGIN_OIDC_TOKEN_RATE",
+            env("WXLOGIN_OIDC_TOKEN_RATE"),
+            200,
+            1..=1_000_000,
+        )?,
         qr_per_ip_per_hour: parse_number(
             "WXLOGIN_QR_PER_IP_PER_HOUR",
             env("WXLOGIN_QR_PER_IP_PER_HOUR"),

@@ -28,10 +28,11 @@ use crate::{
         hub,
         sse::{self, Outbox},
     },
+    oidc::authorize,
     pages::{self, Detour, PageRequest, page},
     session::{SafePath, WebSession},
     state::AppState,
-    ui::{Lang, Shell, qr::QrSvg, render},
+    ui::{Lang, Shell, fill, qr::QrSvg, render},
     users::CurrentUser,
     util::now,
 };
@@ -119,18 +120,27 @@ fn LoginPage() -> impl IntoView {
         }
         let scene = to.map_err(Detour::to)?;
         let sandbox = state.settings.mode == Mode::Sandbox;
-        Ok(view! { <Login scene sandbox /> }.into_any())
+        // A site's OpenID Connect request waits behind this login: name the site.
+        let site = match query.next.as_deref().and_then(authorize::client_of_next) {
+            Some(client_id) => state.store.oidc.client(&client_id).await?.map(|c| c.name),
+            None => None,
+        };
+        Ok(view! { <Login scene sandbox site /> }.into_any())
     })
 }
 
-/// The login page showing `scene`'s QR code and status.
+/// The login page showing `scene`'s QR code and status, and the site the login is for.
 #[component]
-fn Login(scene: Scene, sandbox: bool) -> impl IntoView {
+fn Login(scene: Scene, sandbox: bool, site: Option<String>) -> impl IntoView {
     let t = expect_context::<Lang>().text();
     let status = scene.status(now());
+    let site = site.map(
+        |name| view! { <p id="login-site" class="info">{fill(t.login_for_site, &[&name])}</p> },
+    );
     view! {
         <Shell title=t.login_title noscript_refresh=3 script=true>
             <h1>{t.login_title}</h1>
+            {site}
             <p class="hint">{t.login_hint}</p>
             <div id="qr-block"><QrBlock scene sandbox /></div>
             <div id="status" class="status" aria-live="polite"><StatusLine status /></div>

@@ -52,6 +52,8 @@ pub struct Store {
     pub keys: Arc<dyn Keys>,
     /// Health, housekeeping, backups.
     pub ops: Arc<dyn Ops>,
+    /// The OpenID Connect provider: clients, signing keys, codes, tokens.
+    pub oidc: Arc<dyn Oidc>,
     /// WeChat's access token, for the API client.
     pub tokens: Arc<dyn crate::wechat::client::TokenStore>,
     /// Browser sessions, for tower-sessions.
@@ -272,6 +274,46 @@ pub trait SandboxState: Send + Sync {
 pub trait Keys: Send + Sync {
     /// A 32-byte key this installation keeps, made on first use.
     async fn app_key(&self, name: &str) -> StoreResult<[u8; 32]>;
+}
+
+/// The OpenID Connect provider.
+#[async_trait::async_trait]
+pub trait Oidc: Send + Sync {
+    /// Registers a client.
+    async fn add_client(&self, client: &crate::oidc::Client) -> StoreResult<()>;
+    /// The client with this id.
+    async fn client(&self, id: &str) -> StoreResult<Option<crate::oidc::Client>>;
+    /// Every client, oldest first.
+    async fn clients(&self) -> StoreResult<Vec<crate::oidc::Client>>;
+    /// Removes a client, its codes and its tokens; whether it existed.
+    async fn remove_client(&self, id: &str) -> StoreResult<bool>;
+    /// Replaces a client's secret (its hash); whether the client exists.
+    async fn set_client_secret(&self, id: &str, hash: [u8; 32]) -> StoreResult<bool>;
+    /// The signing keys still of use at `now`: the current one first, then those retired less
+    /// than `keep` seconds ago (tokens they signed may still be checked).
+    async fn signing_keys(&self, now: i64, keep: i64) -> StoreResult<Vec<crate::oidc::SigningKey>>;
+    /// Makes `key` the current signing key and retires the one before, in one step. With
+    /// `first`, only if there is no current key yet (two first uses at once keep one key):
+    /// whether it was stored.
+    async fn add_signing_key(
+        &self,
+        key: &crate::oidc::SigningKey,
+        first: bool,
+    ) -> StoreResult<bool>;
+    /// Stores a new authorization code.
+    async fn add_code(&self, code: &OidcCode) -> StoreResult<()>;
+    /// Redeems a code once, in one step with the check; a second redemption revokes every
+    /// token of its grant.
+    async fn redeem_code(&self, hash: [u8; 32], now: i64) -> StoreResult<Redeemed<OidcCode>>;
+    /// Stores new tokens.
+    async fn add_tokens(&self, tokens: &[OidcToken]) -> StoreResult<()>;
+    /// The live, unrevoked access token with this hash.
+    async fn access_token(&self, hash: [u8; 32], now: i64) -> StoreResult<Option<OidcToken>>;
+    /// Redeems a refresh token once, in one step with the check; reusing an old one revokes
+    /// its grant (RFC 6819 §5.2.2.3).
+    async fn redeem_refresh(&self, hash: [u8; 32], now: i64) -> StoreResult<Redeemed<OidcToken>>;
+    /// Revokes a token of `client_id` (RFC 7009); a refresh token takes its grant with it.
+    async fn revoke_token(&self, hash: [u8; 32], client_id: &str, now: i64) -> StoreResult<()>;
 }
 
 /// Operations.

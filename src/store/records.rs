@@ -587,3 +587,66 @@ pub struct AdminRow {
     /// Last completed login.
     pub last_login_at: Option<i64>,
 }
+
+/// An authorization code, as stored (only its hash).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OidcCode {
+    /// SHA-256 of the code.
+    pub hash: [u8; 32],
+    /// The grant the code's tokens belong to.
+    pub grant_id: String,
+    pub client_id: String,
+    pub user_id: i64,
+    pub redirect_uri: String,
+    /// Granted scopes, space-separated.
+    pub scope: String,
+    pub nonce: Option<String>,
+    /// PKCE S256 challenge.
+    pub code_challenge: Option<String>,
+    /// When the person scanned.
+    pub auth_time: i64,
+    pub expires_at: i64,
+}
+
+/// Which kind of token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenKind {
+    Access,
+    Refresh,
+}
+
+impl TokenKind {
+    /// As stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenKind::Access => "access",
+            TokenKind::Refresh => "refresh",
+        }
+    }
+}
+
+/// An access or refresh token, as stored (only its hash).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OidcToken {
+    /// SHA-256 of the token.
+    pub hash: [u8; 32],
+    pub kind: TokenKind,
+    pub grant_id: String,
+    pub client_id: String,
+    pub user_id: i64,
+    /// Granted scopes, space-separated.
+    pub scope: String,
+    pub auth_time: i64,
+    pub expires_at: i64,
+}
+
+/// The outcome of redeeming a single-use code or refresh token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Redeemed<T> {
+    /// Redeemed now, for the first time.
+    Fresh(T),
+    /// Redeemed before: a replay. Everything of its grant has been revoked.
+    Replayed,
+    /// No such code or token (or revoked, or expired).
+    Unknown,
+}

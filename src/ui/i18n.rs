@@ -123,6 +123,9 @@ pub struct Text {
 
     pub login_title: &'static str,
     pub login_hint: &'static str,
+    /// Names the site an OpenID Connect login returns to: `{}` is its name.
+    pub login_for_site: &'static str,
+    pub oidc_error_title: &'static str,
     pub qr_alt: &'static str,
     pub expires_in: &'static str,
     pub sandbox_link: &'static str,
@@ -282,6 +285,8 @@ pub static ZH: Text = Text {
 
     login_title: "微信扫码登录",
     login_hint: "请使用微信扫描二维码，关注公众号后即可登录。",
+    login_for_site: "登录后将返回「{}」。",
+    oidc_error_title: "无法登录该网站",
     qr_alt: "登录二维码",
     expires_in: "二维码有效期剩余",
     sandbox_link: "打开模拟微信",
@@ -438,6 +443,8 @@ pub static EN: Text = Text {
 
     login_title: "Log in with WeChat",
     login_hint: "Scan the QR code with WeChat and follow the account to log in.",
+    login_for_site: "You are logging in to {}.",
+    oidc_error_title: "Can't log in to this site",
     qr_alt: "Login QR code",
     expires_in: "QR code expires in",
     sandbox_link: "open the simulated WeChat",

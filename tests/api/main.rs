@@ -8,6 +8,7 @@ mod connections;
 mod hardening;
 mod helpers;
 mod login;
+mod oidc;
 mod ops;
 mod pages;
 mod protocol;

@@ -7,6 +7,7 @@
 mod admin;
 mod binding;
 mod callbacks;
+mod oidc;
 mod sandbox;
 mod scenes;
 mod users;
@@ -86,6 +87,7 @@ pub async fn open(url: &str) -> anyhow::Result<Store> {
         sandbox: backend.clone(),
         keys: backend.clone(),
         ops: backend.clone(),
+        oidc: backend.clone(),
         tokens: backend,
         sessions: Sessions(Arc::new(sessions)),
     })
@@ -313,6 +315,12 @@ const KEEP: &[(&str, &str, i64)] = &[
     ("sandbox_tickets", "expires_at", 86_400),
     ("sandbox_tokens", "expires_at", 86_400),
     ("sandbox_sms", "sent_at", 86_400),
+    // A used code is kept a day after its 60 s life, so a late replay still revokes its grant.
+    ("oidc_codes", "expires_at", 86_400),
+    // Tokens die with their expiry (a used refresh token is kept till then, for reuse checks).
+    ("oidc_tokens", "expires_at", 86_400),
+    // A retired signing key is published for an hour and a bit; a day later it goes.
+    ("oidc_keys", "retired_at", 86_400),
 ];
 
 #[async_trait::async_trait]
