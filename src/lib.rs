@@ -9,6 +9,7 @@ pub mod binding;
 pub mod client_info;
 pub mod config;
 pub mod error;
+pub mod forward;
 pub mod home;
 pub mod live;
 pub mod login;

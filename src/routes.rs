@@ -23,7 +23,7 @@ use tower_sessions::{Expiry, SessionManagerLayer, cookie::SameSite};
 use crate::{
     admin, binding,
     config::IpNet,
-    error, home, login, provider,
+    error, forward, home, login, provider,
     sandbox::{self, Sandbox},
     state::AppState,
 };
@@ -32,7 +32,7 @@ use crate::{
 /// when there is one (sandbox mode only).
 pub fn app(state: AppState, sandbox: Option<Arc<Sandbox>>) -> Router {
     let settings = &state.settings;
-    let session_layer = SessionManagerLayer::new(state.store.sessions.clone())
+    let mut session_layer = SessionManagerLayer::new(state.store.sessions.clone())
         .with_name("wxlogin")
         .with_http_only(true)
         .with_same_site(SameSite::Lax)
@@ -40,11 +40,16 @@ pub fn app(state: AppState, sandbox: Option<Arc<Sandbox>>) -> Router {
         .with_expiry(Expiry::OnInactivity(time::Duration::seconds(
             settings.session_idle_seconds,
         )));
+    if let Some(domain) = &settings.forward.cookie_domain {
+        // Subdomains share the login (the apps behind forward auth).
+        session_layer = session_layer.with_domain(domain.clone());
+    }
     let mut router = Router::new()
         .merge(home::router())
         .merge(login::router())
         .merge(binding::router())
         .merge(admin::router(&state))
+        .merge(forward::router())
         .merge(provider::router(
             &state,
             provider::Provider::new(settings.ops.oidc_token_rate),

@@ -5,7 +5,7 @@ use axum::{extract::FromRequestParts, http::request::Parts};
 use subtle::ConstantTimeEq;
 use tower_sessions::Session;
 
-use crate::{error::AppError, util::random_hex};
+use crate::{config::HostPattern, error::AppError, util::random_hex};
 
 const BROWSER_KEY: &str = "browser_key";
 const USER_ID: &str = "user_id";
@@ -101,7 +101,7 @@ impl WebSession {
     }
 
     /// Remembers where to go after login.
-    pub async fn set_next(&self, next: Option<SafePath>) -> Result<(), AppError> {
+    pub async fn set_next(&self, next: Option<ReturnTo>) -> Result<(), AppError> {
         match next {
             Some(path) => self.0.insert(NEXT, path.0).await?,
             None => {
@@ -111,12 +111,13 @@ impl WebSession {
         Ok(())
     }
 
-    /// Where to go after login (checked again on the way out), `/` by default.
-    pub async fn take_next(&self) -> Result<SafePath, AppError> {
+    /// Where to go after login (checked again on the way out, against the hosts allowed
+    /// now), `/` by default.
+    pub async fn take_next(&self, allowed: &[HostPattern]) -> Result<ReturnTo, AppError> {
         let stored: Option<String> = self.0.remove(NEXT).await?;
         Ok(stored
-            .and_then(|s| SafePath::parse(&s))
-            .unwrap_or_else(SafePath::home))
+            .and_then(|s| ReturnTo::parse(&s, allowed))
+            .unwrap_or_else(|| ReturnTo(SafePath::home().0)))
     }
 
     /// The phone (national form) a binding in progress sent a code to.
@@ -184,9 +185,62 @@ impl SafePath {
     }
 }
 
+/// Where a login may return to: a path on this site, or an absolute http(s) URL on one of
+/// the hosts `WXLOGIN_ALLOWED_RETURN_HOSTS` allows (the apps behind forward auth).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReturnTo(String);
+
+impl ReturnTo {
+    /// Parses a `next=` value; `None` when it could lead anywhere not allowed.
+    pub fn parse(raw: &str, allowed: &[HostPattern]) -> Option<ReturnTo> {
+        if let Some(path) = SafePath::parse(raw) {
+            return Some(ReturnTo(path.0));
+        }
+        if raw.len() > 2048 || raw.chars().any(|c| c.is_control() || c.is_whitespace()) {
+            return None;
+        }
+        let url = url::Url::parse(raw).ok()?;
+        let ok = matches!(url.scheme(), "http" | "https")
+            && url.username().is_empty()
+            && url.password().is_none()
+            && url
+                .host_str()
+                .is_some_and(|host| allowed.iter().any(|p| p.matches(host)));
+        ok.then(|| ReturnTo(raw.to_owned()))
+    }
+
+    /// The path or URL.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::SafePath;
+    use super::{HostPattern, ReturnTo, SafePath};
+
+    #[test]
+    fn absolute_returns_need_an_allowed_host() {
+        let allowed = [HostPattern::parse(".example.com").unwrap()];
+        for good in [
+            "/admin",
+            "https://app.example.com/x?y=1",
+            "http://example.com/",
+        ] {
+            assert!(ReturnTo::parse(good, &allowed).is_some(), "{good}");
+        }
+        for bad in [
+            "https://evil.example/",
+            "https://example.com.evil/",
+            "https://user@app.example.com/",
+            "javascript:alert(1)",
+            "ftp://app.example.com/",
+            "https://app.example.com/\n",
+        ] {
+            assert!(ReturnTo::parse(bad, &allowed).is_none(), "{bad}");
+        }
+        assert!(ReturnTo::parse("https://app.example.com/", &[]).is_none());
+    }
 
     #[test]
     fn only_local_paths_are_accepted() {

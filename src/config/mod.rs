@@ -91,6 +91,61 @@ pub struct Settings {
     pub sms: crate::sms::SmsSettings,
     /// Operations and abuse settings.
     pub ops: OpsSettings,
+    /// Logins for other sites: forward auth and where a login may return to.
+    pub forward: ForwardSettings,
+}
+
+/// Logging people in for other sites behind the same proxy (forward auth).
+#[derive(Debug, Clone, Default)]
+pub struct ForwardSettings {
+    /// Hosts an absolute `next=` may lead to after login (`WXLOGIN_ALLOWED_RETURN_HOSTS`);
+    /// anything else lands on `/`.
+    pub allowed_return_hosts: Vec<HostPattern>,
+    /// The login cookie's `Domain` (`WXLOGIN_COOKIE_DOMAIN`), so subdomains share it;
+    /// `None`: this host only.
+    pub cookie_domain: Option<String>,
+    /// `/auth/verify` also sends `X-Wxlogin-Phone` (`WXLOGIN_FORWARD_AUTH_PHONE`).
+    pub send_phone: bool,
+}
+
+/// A host name, or with a leading dot a domain and all its subdomains.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostPattern {
+    host: String,
+    subdomains: bool,
+}
+
+impl HostPattern {
+    /// Parses `app.example.com`, `.example.com` or `127.0.0.1`.
+    pub fn parse(raw: &str) -> Option<HostPattern> {
+        let raw = raw.trim().to_ascii_lowercase();
+        let (subdomains, host) = match raw.strip_prefix('.') {
+            Some(rest) => (true, rest),
+            None => (false, raw.as_str()),
+        };
+        let ok = !host.is_empty()
+            && host.len() <= 253
+            && host.split('.').all(|label| {
+                !label.is_empty()
+                    && label
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            });
+        ok.then(|| HostPattern {
+            host: host.to_owned(),
+            subdomains,
+        })
+    }
+
+    /// Whether `host` (no port) is this host, or one of its subdomains for a domain pattern.
+    pub fn matches(&self, host: &str) -> bool {
+        let host = host.to_ascii_lowercase();
+        host == self.host
+            || (self.subdomains
+                && host
+                    .strip_suffix(&self.host)
+                    .is_some_and(|head| head.ends_with('.')))
+    }
 }
 
 /// How wxlogin meets the outside world in production.
@@ -321,6 +376,7 @@ impl Settings {
         let sms_provider = sms_provider(mode, &env)?;
         let sms = sms::sms(sms_provider, &env)?;
         let ops = ops_section(&env)?;
+        let forward = forward_section(&env)?;
         Ok(Settings {
             site_addr,
             database_url,
@@ -332,6 +388,7 @@ impl Settings {
             sms_provider,
             sms,
             ops,
+            forward,
         })
     }
 
@@ -462,6 +519,54 @@ fn sms_provider(
 
 /// The operations and abuse settings: trusted proxies, the QR cap, metrics, shutdown, and what
 /// one connection may hold.
+fn forward_section(env: &dyn Fn(&str) -> Option<String>) -> Result<ForwardSettings, ConfigError> {
+    let allowed_return_hosts = match env("WXLOGIN_ALLOWED_RETURN_HOSTS") {
+        Some(list) => list
+            .split(',')
+            .filter(|item| !item.trim().is_empty())
+            .map(|item| {
+                HostPattern::parse(item).ok_or_else(|| {
+                    ConfigError::new(
+                        "WXLOGIN_ALLOWED_RETURN_HOSTS",
+                        format!(
+                            "`{}` is not a host like app.example.com or .example.com",
+                            item.trim()
+                        ),
+                    )
+                })
+            })
+            .collect::<Result<_, _>>()?,
+        None => Vec::new(),
+    };
+    let cookie_domain = match env("WXLOGIN_COOKIE_DOMAIN") {
+        Some(v) => {
+            let pattern = HostPattern::parse(&v).ok_or_else(|| {
+                ConfigError::new(
+                    "WXLOGIN_COOKIE_DOMAIN",
+                    format!("`{v}` is not a domain like example.com"),
+                )
+            })?;
+            Some(pattern.host)
+        }
+        None => None,
+    };
+    let send_phone = match env("WXLOGIN_FORWARD_AUTH_PHONE").as_deref().map(str::trim) {
+        None | Some("0" | "false" | "no") => false,
+        Some("1" | "true" | "yes") => true,
+        Some(other) => {
+            return Err(ConfigError::new(
+                "WXLOGIN_FORWARD_AUTH_PHONE",
+                format!("`{other}` is not 1 or 0"),
+            ));
+        }
+    };
+    Ok(ForwardSettings {
+        allowed_return_hosts,
+        cookie_domain,
+        send_phone,
+    })
+}
+
 fn ops_section(env: &dyn Fn(&str) -> Option<String>) -> Result<OpsSettings, ConfigError> {
     Ok(OpsSettings {
         trusted_proxies: match env("WXLOGIN_TRUSTED_PROXIES") {
@@ -615,6 +720,53 @@ fn parse_aes_key(name: &'static str, value: &str) -> Result<AesKey, ConfigError>
 /// Reads a secret for use; one place to grep for every exposure.
 pub fn expose(secret: &SecretString) -> &str {
     secret.expose_secret()
+}
+
+#[cfg(test)]
+mod forward_tests {
+    use super::*;
+
+    #[test]
+    fn return_hosts_match_exactly_or_as_subdomains() {
+        let exact = HostPattern::parse("App.Example.com").unwrap();
+        assert!(exact.matches("app.example.com"));
+        assert!(!exact.matches("evil-app.example.com") && !exact.matches("x.app.example.com"));
+        let domain = HostPattern::parse(".example.com").unwrap();
+        assert!(domain.matches("a.example.com") && domain.matches("example.com"));
+        assert!(!domain.matches("badexample.com") && !domain.matches("example.com.evil"));
+        for bad in ["", ".", "a..b", "exa mple.com", "http://x", "x:80"] {
+            assert!(HostPattern::parse(bad).is_none(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn forward_settings_are_read_and_checked_by_name() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                pairs
+                    .iter()
+                    .find(|(n, _)| *n == name)
+                    .map(|(_, v)| (*v).to_owned())
+            }
+        };
+        let ok = forward_section(&env(&[
+            (
+                "WXLOGIN_ALLOWED_RETURN_HOSTS",
+                "app.example.com, .corp.example",
+            ),
+            ("WXLOGIN_COOKIE_DOMAIN", ".example.com"),
+            ("WXLOGIN_FORWARD_AUTH_PHONE", "1"),
+        ]))
+        .unwrap();
+        assert_eq!(ok.allowed_return_hosts.len(), 2);
+        assert_eq!(ok.cookie_domain.as_deref(), Some("example.com"));
+        assert!(ok.send_phone);
+        let err =
+            forward_section(&env(&[("WXLOGIN_ALLOWED_RETURN_HOSTS", "https://x")])).unwrap_err();
+        assert_eq!(err.name, "WXLOGIN_ALLOWED_RETURN_HOSTS");
+        let err = forward_section(&env(&[("WXLOGIN_FORWARD_AUTH_PHONE", "maybe")])).unwrap_err();
+        assert_eq!(err.name, "WXLOGIN_FORWARD_AUTH_PHONE");
+    }
 }
 
 #[cfg(test)]

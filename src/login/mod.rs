@@ -30,7 +30,7 @@ use crate::{
     },
     oidc::authorize,
     pages::{self, Detour, PageRequest, page},
-    session::{SafePath, WebSession},
+    session::{ReturnTo, WebSession},
     state::AppState,
     ui::{Lang, Shell, fill, qr::QrSvg, render},
     users::CurrentUser,
@@ -85,12 +85,13 @@ fn LoginPage() -> impl IntoView {
         let CurrentUser(user) = request.extract().await?;
         let Query(query) = request.extract::<Query<LoginQuery>>().await?;
         // An unsafe `next` is dropped, not followed: the person still logs in, and lands on `/`.
-        let next = query.next.as_deref().map(SafePath::parse);
+        let allowed = &state.settings.forward.allowed_return_hosts;
+        let next = query.next.as_deref().map(|n| ReturnTo::parse(n, allowed));
         if user.is_some() {
             if let Some(next) = next {
                 session.set_next(next).await?;
             }
-            return Err(Detour::to(session.take_next().await?.as_str()));
+            return Err(Detour::to(session.take_next(allowed).await?.as_str()));
         }
         // A browser seen for the first time has no scene yet: no need to look. Its key is
         // stored only once a QR code is made for it, so a refused visitor (429, 503) costs no
@@ -368,7 +369,9 @@ async fn complete(State(state): State<AppState>, session: WebSession) -> AppResu
     };
     match scene::consume(&state, &owner).await? {
         Some((user_id, epoch)) => {
-            let next = session.take_next().await?;
+            let next = session
+                .take_next(&state.settings.forward.allowed_return_hosts)
+                .await?;
             session.log_in(user_id, epoch).await?;
             tracing::info!(user_id, "logged in");
             Ok(Redirect::to(next.as_str()).into_response())

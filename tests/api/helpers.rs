@@ -368,6 +368,31 @@ impl TestApp {
         location(&self.get(browser, "/login/complete").await)
     }
 
+    /// Takes `browser`, sent to `login` (a `/login?next=...` URL), through a scan by `openid`
+    /// and, the first time, the binding of `phone`; returns where the login then sends it, and
+    /// the login page.
+    pub async fn log_in_at(
+        &self,
+        browser: &reqwest::Client,
+        login: &str,
+        openid: &str,
+        phone: Option<&str>,
+    ) -> (String, String) {
+        let page = browser.get(self.url(login)).send().await.unwrap();
+        assert_eq!(page.status(), 200, "GET {login}");
+        let html = page.text().await.unwrap();
+        let ticket = between(&html, "/sandbox/scan/", "\"").expect("a sandbox link");
+        self.scan(&ticket, openid).await;
+        if let Some(phone) = phone {
+            let csrf = self.csrf(browser, "/bind").await;
+            assert_eq!(self.send_code(browser, &csrf, phone).await.status(), 303);
+            let code = self.sms_code(phone).await.expect("a code");
+            let verified = self.verify_code(browser, &csrf, &code).await;
+            assert_eq!(location(&verified), "/login/complete");
+        }
+        (self.complete_login(browser).await, html)
+    }
+
     /// Takes `browser` from a fresh `/login` through a first scan by `openid` and binding of
     /// `phone`, ending logged in. Returns the login page it started from.
     pub async fn log_in_new_user(

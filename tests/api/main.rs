@@ -5,6 +5,7 @@ mod admin;
 mod binding;
 mod callback;
 mod connections;
+mod forward;
 mod hardening;
 mod helpers;
 mod login;

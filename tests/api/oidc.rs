@@ -11,7 +11,7 @@ use openidconnect::{
 };
 use wxlogin::provider::cli::{ClientCommand, client_command};
 
-use crate::helpers::{TestApp, between, location, spawn_app};
+use crate::helpers::{TestApp, location, spawn_app};
 
 const REDIRECT: &str = "http://127.0.0.1:9/callback";
 const AFTER_LOGOUT: &str = "http://127.0.0.1:9/bye";
@@ -47,31 +47,6 @@ fn http() -> openidconnect::reqwest::Client {
         .redirect(openidconnect::reqwest::redirect::Policy::none())
         .build()
         .unwrap()
-}
-
-/// Takes `browser`, sent to `login` (a `/login?next=...` URL) by the provider, through a scan
-/// by `openid` and, the first time, the binding of `phone`; returns where the login sends it
-/// (back to the authorization endpoint).
-async fn scan_and_bind(
-    app: &TestApp,
-    browser: &reqwest::Client,
-    login: &str,
-    openid: &str,
-    phone: Option<&str>,
-) -> (String, String) {
-    let page = browser.get(app.url(login)).send().await.unwrap();
-    assert_eq!(page.status(), 200, "GET {login}");
-    let html = page.text().await.unwrap();
-    let ticket = between(&html, "/sandbox/scan/", "\"").expect("a sandbox link");
-    app.scan(&ticket, openid).await;
-    if let Some(phone) = phone {
-        let csrf = app.csrf(browser, "/bind").await;
-        assert_eq!(app.send_code(browser, &csrf, phone).await.status(), 303);
-        let code = app.sms_code(phone).await.expect("a code");
-        let verified = app.verify_code(browser, &csrf, &code).await;
-        assert_eq!(location(&verified), "/login/complete");
-    }
-    (app.complete_login(browser).await, html)
 }
 
 /// Follows the provider's redirect back to the site: the code and state it carries.
@@ -121,14 +96,9 @@ async fn a_site_logs_a_person_in_with_an_ordinary_oidc_client() {
     let browser = app.browser();
     let to_login = location(&browser.get(auth_url.as_str()).send().await.unwrap());
     assert!(to_login.starts_with("/login?next="), "{to_login}");
-    let (back, html) = scan_and_bind(
-        &app,
-        &browser,
-        &to_login,
-        "o_oidc_person",
-        Some("13800138011"),
-    )
-    .await;
+    let (back, html) = app
+        .log_in_at(&browser, &to_login, "o_oidc_person", Some("13800138011"))
+        .await;
     assert!(
         html.contains("Example Shop"),
         "the login page names the site"
@@ -336,14 +306,9 @@ async fn logged_in_once(app: &TestApp) -> (Site, reqwest::Client) {
             .await
             .unwrap(),
     );
-    let (back, _) = scan_and_bind(
-        app,
-        &browser,
-        &to_login,
-        "o_oidc_again",
-        Some("13800138022"),
-    )
-    .await;
+    let (back, _) = app
+        .log_in_at(&browser, &to_login, "o_oidc_again", Some("13800138022"))
+        .await;
     let redirect = location(&browser.get(app.url(&back)).send().await.unwrap());
     code_of(&redirect);
     (site, browser)
@@ -396,7 +361,9 @@ async fn prompt_login_asks_for_a_fresh_scan_even_with_a_session() {
     assert!(to_login.starts_with("/login?next="), "{to_login}");
     // The fresh scan (no binding this time) brings the person back, and a code is issued,
     // without another round to the login page.
-    let (back, _) = scan_and_bind(&app, &browser, &to_login, "o_oidc_again", None).await;
+    let (back, _) = app
+        .log_in_at(&browser, &to_login, "o_oidc_again", None)
+        .await;
     let redirect = location(&browser.get(app.url(&back)).send().await.unwrap());
     let (code, _) = code_of(&redirect);
     assert_eq!(site.exchange(&app, &code).await.0, 200);
