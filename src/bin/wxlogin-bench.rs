@@ -70,8 +70,9 @@ struct Args {
     /// The wxlogin binary to start (default: `wxlogin` next to this program).
     #[arg(long)]
     server: Option<PathBuf>,
-    /// Scenarios to run, from 1 (waiting browsers), 2 (push latency), 3 (callbacks), 4 (/login).
-    #[arg(long, value_delimiter = ',', default_values_t = [1u8, 2, 3, 4])]
+    /// Scenarios to run, from 1 (waiting browsers), 2 (push latency), 3 (callbacks), 4 (/login),
+    /// 5 (OpenID Connect token exchanges and userinfo).
+    #[arg(long, value_delimiter = ',', default_values_t = [1u8, 2, 3, 4, 5])]
     scenarios: Vec<u8>,
     /// Numbers of waiting browsers for scenarios 1 and 2.
     #[arg(long, value_delimiter = ',', default_values_t = [1000usize, 10000])]
@@ -95,10 +96,10 @@ struct Args {
     /// its scheduled moment, so a server that falls behind shows it in the percentiles.
     #[arg(long, default_value_t = 5000)]
     callback_rate: u64,
-    /// Scenarios 3 and 4: seconds each measurement lasts.
+    /// Scenarios 3, 4 and 5: seconds each measurement lasts.
     #[arg(long, default_value_t = 10)]
     secs: u64,
-    /// Scenarios 3 and 4: requests in flight (one keep-alive connection each).
+    /// Scenarios 3, 4 and 5: requests in flight (one keep-alive connection each).
     #[arg(long, default_value_t = 16)]
     concurrency: usize,
     /// Also write every result as JSON to this file.
@@ -371,6 +372,8 @@ impl Server {
             .env("WXLOGIN_QR_EXPIRE_SECONDS", "1800")
             // The bench is the proxy in front of many simulated browsers (`simulated_client`).
             .env("WXLOGIN_TRUSTED_PROXIES", "127.0.0.1")
+            // Scenario 5's one client asks for tokens as fast as it can.
+            .env("WXLOGIN_OIDC_TOKEN_RATE", "1000000")
             .stdin(Stdio::null())
             .stdout(Stdio::from(log.try_clone()?))
             .stderr(Stdio::from(log));
@@ -424,6 +427,13 @@ impl Server {
     /// CPU time used so far (user + system).
     fn cpu(&self) -> Duration {
         proc_cpu(self.pid)
+    }
+
+    /// A writing connection, for seeding what a scenario needs.
+    async fn db_rw(&self) -> anyhow::Result<SqliteConnection> {
+        let options =
+            SqliteConnectOptions::from_str(&self.db_url)?.busy_timeout(Duration::from_secs(10));
+        Ok(SqliteConnection::connect_with(&options).await?)
     }
 
     async fn db(&self) -> anyhow::Result<SqliteConnection> {
@@ -1391,7 +1401,183 @@ async fn login_pages(
     Ok(())
 }
 
+// ---------------------------------------------------------------------------------------------
+// Scenario 5: the OpenID Connect token endpoint and userinfo.
+
+const BENCH_REDIRECT: &str = "http://127.0.0.1/cb";
+/// Codes seeded per worker and run: more than a worker exchanges in a run.
+const CODES_PER_WORKER: usize = 4000;
+
+fn sha256(text: &str) -> Vec<u8> {
+    use sha2::Digest;
+    sha2::Sha256::digest(text.as_bytes()).to_vec()
+}
+
+/// A client registered through `wxlogin client add` (as an operator does), a bound user, and
+/// codes and an access token seeded in the database (each exchange spends one code; a seeded
+/// code lives an hour, not 60 s, so none dies during the run). Then closed loops on
+/// `POST /oidc/token` (code grant, `client_secret_basic`) and `GET /oidc/userinfo`.
+async fn oidc_tokens(
+    args: &Args,
+    binary: &Path,
+    tables: &mut Tables,
+    results: &mut Vec<Value>,
+) -> anyhow::Result<()> {
+    use base64::Engine;
+    let server = Server::start(args, binary, false).await?;
+    let out = Command::new(binary)
+        .args([
+            "client",
+            "add",
+            "--name",
+            "bench",
+            "--redirect-uri",
+            BENCH_REDIRECT,
+        ])
+        .env("WXLOGIN_DATABASE_URL", &server.db_url)
+        .current_dir(&server.dir)
+        .stdin(Stdio::null())
+        .output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "client add: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let credentials: Value = serde_json::from_slice(&out.stdout)?;
+    let (client_id, secret) = (
+        credentials["client_id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+        credentials["client_secret"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+    );
+    let mut db = server.db_rw().await?;
+    let now = unix_now();
+    let user_id: i64 = sqlx::query_scalar(
+        "INSERT INTO users (phone, openid, created_at, bound_at) VALUES ('+8613800000001', 'o_bench', ?, ?) RETURNING id",
+    )
+    .bind(now)
+    .bind(now)
+    .fetch_one(&mut db)
+    .await?;
+    let mut tx = sqlx::Connection::begin(&mut db).await?;
+    for run in 0..=args.runs {
+        for w in 0..args.concurrency {
+            for i in 0..CODES_PER_WORKER {
+                let code = format!("bench-{run}-{w}-{i}");
+                sqlx::query(
+                    "INSERT INTO oidc_codes (code_hash, grant_id, client_id, user_id, redirect_uri, scope, \
+                     auth_time, expires_at) VALUES (?, ?, ?, ?, ?, 'openid phone', ?, ?)",
+                )
+                .bind(sha256(&code))
+                .bind(&code)
+                .bind(&client_id)
+                .bind(user_id)
+                .bind(BENCH_REDIRECT)
+                .bind(now)
+                .bind(now + 3600)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+    }
+    sqlx::query(
+        "INSERT INTO oidc_tokens (token_hash, kind, grant_id, client_id, user_id, scope, auth_time, expires_at) \
+         VALUES (?, 'access', 'bench', ?, ?, 'openid phone', ?, ?)",
+    )
+    .bind(sha256("bench-access-token"))
+    .bind(&client_id)
+    .bind(user_id)
+    .bind(now)
+    .bind(now + 3600)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    drop(db);
+
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("{client_id}:{secret}"));
+    let redirect: String =
+        url::form_urlencoded::byte_serialize(BENCH_REDIRECT.as_bytes()).collect();
+    for run in 0..=args.runs {
+        // Run 0 is the warm-up (the first signing key is made), not measured.
+        let secs = if run == 0 { 1 } else { args.secs };
+        let (host, basic, redirect) = (server.host.clone(), basic.clone(), redirect.clone());
+        let make: Arc<dyn Fn(usize, usize) -> Vec<u8> + Send + Sync> = Arc::new(move |w, i| {
+            let body = format!(
+                "grant_type=authorization_code&code=bench-{run}-{w}-{i}&redirect_uri={redirect}"
+            );
+            format!(
+                "POST /oidc/token HTTP/1.1\r\nHost: {host}\r\nAuthorization: Basic {basic}\r\n\
+                 Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            )
+            .into_bytes()
+        });
+        let check: fn(&http::Head, &[u8]) -> bool =
+            |h, b| h.status == 200 && b.windows(10).any(|w| w == b"\"id_token\"");
+        let measured = closed_loop(&server, args.concurrency, secs, make, check).await?;
+        if run > 0 {
+            oidc_row(
+                tables,
+                results,
+                "token (code grant)",
+                run,
+                args.concurrency,
+                measured,
+            );
+        }
+    }
+    let host = server.host.clone();
+    let make: Arc<dyn Fn(usize, usize) -> Vec<u8> + Send + Sync> = Arc::new(move |_, _| {
+        format!(
+            "GET /oidc/userinfo HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer bench-access-token\r\n\r\n"
+        )
+        .into_bytes()
+    });
+    let check: fn(&http::Head, &[u8]) -> bool =
+        |h, b| h.status == 200 && b.windows(14).any(|w| w == b"\"phone_number\"");
+    for run in 1..=args.runs {
+        let measured =
+            closed_loop(&server, args.concurrency, args.secs, make.clone(), check).await?;
+        oidc_row(tables, results, "userinfo", run, args.concurrency, measured);
+    }
+    server.stop().await;
+    Ok(())
+}
+
+fn oidc_row(
+    tables: &mut Tables,
+    results: &mut Vec<Value>,
+    endpoint: &str,
+    run: usize,
+    concurrency: usize,
+    (count, errors, lat, wall, scpu, bcpu): (usize, usize, Summary, f64, f64, f64),
+) {
+    tables.oidc.row(
+        vec![
+            endpoint.to_owned(),
+            format!("{run}"),
+            format!("{concurrency}"),
+            format!("{count}"),
+            format!("{errors}"),
+            format!("{:.0}", count as f64 / wall),
+        ]
+        .into_iter()
+        .chain(latency_and_cpu(&lat, scpu, bcpu))
+        .collect(),
+    );
+    results.push(json!({
+        "scenario": 5, "endpoint": endpoint, "run": run, "concurrency": concurrency,
+        "requests": count, "errors": errors, "per_sec": count as f64 / wall,
+        "latency": lat.json(), "server_cpu_pct": scpu, "bench_cpu_pct": bcpu,
+    }));
+}
+
 struct Tables {
+    oidc: Table,
     waiting: Table,
     push: Table,
     callbacks: Table,
@@ -1512,6 +1698,22 @@ async fn main() -> anyhow::Result<()> {
             "4b. First visit (bytes)",
             &["resource", "body", "on the wire"],
         ),
+        oidc: Table::new(
+            "5. OpenID Connect: code -> tokens (RS256 id_token) and userinfo",
+            &[
+                "endpoint",
+                "run",
+                "in flight",
+                "requests",
+                "errors",
+                "per s",
+                "p50 ms",
+                "p99 ms",
+                "max ms",
+                "server CPU %",
+                "bench CPU %",
+            ],
+        ),
         tokens: Table::new(
             "Access-token fetches per server (rows in sandbox_tokens)",
             &["server", "fetches"],
@@ -1546,6 +1748,11 @@ async fn main() -> anyhow::Result<()> {
         login_pages(&args, &binary, &mut tables, &mut results).await?;
         tables.pages.print();
         tables.bytes.print();
+    }
+    if args.scenarios.contains(&5) {
+        eprintln!("scenario 5: OpenID Connect");
+        oidc_tokens(&args, &binary, &mut tables, &mut results).await?;
+        tables.oidc.print();
     }
     tables.tokens.print();
     if let Some(path) = &args.json {

@@ -1,9 +1,11 @@
 //! id_tokens: RS256 signing keys (made here, kept by the store), their JWKS entries, signing
-//! the claims, and reading an `id_token_hint` back. Signing and checking are
-//! `jsonwebtoken`'s (ring underneath, constant time); the `rsa` crate only makes keys.
+//! the claims, and reading an `id_token_hint` back. Checking is `jsonwebtoken`'s; signing is
+//! ring's RSA (constant time) on a key parsed once: `jsonwebtoken` parses and validates the
+//! private key again for every signature, a fifth of a token exchange's CPU
+//! (docs/benchmarks.md). The `rsa` crate only makes keys.
 
 use base64::Engine;
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::{Deserialize, Serialize};
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -62,12 +64,15 @@ impl SigningKey {
         })
     }
 
-    /// The key, ready to sign.
-    pub fn signer(&self) -> Signer {
-        Signer {
-            kid: self.kid.clone(),
-            key: EncodingKey::from_rsa_der(&self.private_der),
-        }
+    /// The key, parsed and ready to sign.
+    pub fn signer(&self) -> anyhow::Result<Signer> {
+        let key = ring::signature::RsaKeyPair::from_der(&self.private_der)
+            .map_err(|e| anyhow::anyhow!("signing key {} unreadable: {e}", self.kid))?;
+        let header = serde_json::json!({ "alg": "RS256", "typ": "JWT", "kid": self.kid });
+        Ok(Signer {
+            header: B64.encode(header.to_string()),
+            key: std::sync::Arc::new(key),
+        })
     }
 
     fn decoding_key(&self) -> anyhow::Result<DecodingKey> {
@@ -75,19 +80,33 @@ impl SigningKey {
     }
 }
 
-/// A parsed private key (parsing costs more than signing; keep one).
+/// A parsed private key and its JWS header, kept for many signatures.
 #[derive(Clone)]
 pub struct Signer {
-    kid: String,
-    key: EncodingKey,
+    /// base64url of the JWS header.
+    header: String,
+    key: std::sync::Arc<ring::signature::RsaKeyPair>,
 }
 
 impl Signer {
-    /// The id_token for `claims`.
+    /// The id_token for `claims`: a JWS in compact serialisation (RFC 7515 §7.1), RS256.
     pub fn sign(&self, claims: &IdClaims) -> anyhow::Result<String> {
-        let mut header = Header::new(Algorithm::RS256);
-        header.kid = Some(self.kid.clone());
-        Ok(jsonwebtoken::encode(&header, claims, &self.key)?)
+        let mut jws = String::with_capacity(800);
+        jws.push_str(&self.header);
+        jws.push('.');
+        B64.encode_string(serde_json::to_vec(claims)?, &mut jws);
+        let mut signature = vec![0u8; self.key.public().modulus_len()];
+        self.key
+            .sign(
+                &ring::signature::RSA_PKCS1_SHA256,
+                &ring::rand::SystemRandom::new(),
+                jws.as_bytes(),
+                &mut signature,
+            )
+            .map_err(|_| anyhow::anyhow!("RSA signing failed"))?;
+        jws.push('.');
+        B64.encode_string(&signature, &mut jws);
+        Ok(jws)
     }
 }
 
@@ -159,7 +178,11 @@ mod tests {
             phone_number: None,
             phone_number_verified: None,
         };
-        let token = key.signer().sign(&claims).unwrap();
+        let token = key.signer().unwrap().sign(&claims).unwrap();
+        // What jsonwebtoken and any JOSE library expect of the header.
+        let header = jsonwebtoken::decode_header(&token).unwrap();
+        assert_eq!(header.kid.as_deref(), Some(key.kid.as_str()));
+        assert_eq!(header.typ.as_deref(), Some("JWT"));
         let hint = read_hint(&token, std::slice::from_ref(&key), "https://id.example").unwrap();
         assert_eq!((hint.sub.as_str(), hint.aud.as_str()), ("abc", "site"));
         assert!(read_hint(&token, std::slice::from_ref(&key), "https://other.example").is_none());

@@ -58,7 +58,8 @@ impl KeyRing {
         let signer = keys
             .first()
             .ok_or_else(|| AppError::Internal(anyhow::anyhow!("no signing key")))?
-            .signer();
+            .signer()
+            .map_err(AppError::Internal)?;
         let fresh = Arc::new(Keys {
             keys,
             signer,

@@ -16,7 +16,7 @@ use crate::{
         token::{ClientAuth, Grant, TokenParams, TokenResponse, client_auth},
     },
     state::AppState,
-    store::{OidcToken, Redeemed, TokenKind, User},
+    store::{Exchanged, Issue, OidcCode, OidcToken, TokenKind, User},
     util::now,
 };
 
@@ -150,152 +150,109 @@ async fn exchange(
             OAuthError::new(ErrorCode::TemporarilyUnavailable, "too many token requests"),
         ));
     }
-    match params.grant()? {
+    // Made before the transaction that stores them (only their hashes go in).
+    let access = oidc::random_token();
+    let refresh = oidc::random_token();
+    let made = Made {
+        access: oidc::token_hash(&access),
+        refresh: oidc::token_hash(&refresh),
+        client_id: client.id.clone(),
+        now: t_now,
+    };
+    let (scope, auth_time, nonce, user) = match params.grant()? {
         Grant::Code {
             code,
             redirect_uri,
             verifier,
         } => {
-            let code = match state
-                .store
-                .oidc
-                .redeem_code(oidc::token_hash(&code), t_now)
-                .await?
-            {
-                Redeemed::Fresh(code) => code,
-                Redeemed::Replayed => {
+            let client_id = client.id.clone();
+            let check: Issue<OidcCode> = Box::new(move |code, user| {
+                if code.client_id != client_id {
+                    return Err(OAuthError::invalid_grant(
+                        "the code belongs to another client",
+                    ));
+                }
+                if code.redirect_uri != redirect_uri {
+                    return Err(OAuthError::invalid_grant(
+                        "redirect_uri differs from the authorization request",
+                    ));
+                }
+                match (&code.code_challenge, &verifier) {
+                    (Some(challenge), Some(verifier)) if pkce::verify_s256(verifier, challenge) => {
+                    }
+                    (Some(_), _) => {
+                        return Err(OAuthError::invalid_grant("code_verifier does not match"));
+                    }
+                    (None, Some(_)) => {
+                        return Err(OAuthError::invalid_grant(
+                            "code_verifier sent, but the request had no code_challenge",
+                        ));
+                    }
+                    (None, None) => {}
+                }
+                active(user)?;
+                let scope = Scopes::parse(&code.scope);
+                Ok(made.records(&code.grant_id, code.user_id, scope, code.auth_time))
+            });
+            let hash = oidc::token_hash(&code);
+            match state.store.oidc.exchange_code(hash, t_now, check).await? {
+                Exchanged::Issued(code, user) => {
+                    (Scopes::parse(&code.scope), code.auth_time, code.nonce, user)
+                }
+                Exchanged::Refused(refusal) => return Err(refusal.into()),
+                Exchanged::Replayed => {
                     tracing::warn!(client = client.id, "authorization code replayed");
                     return Err(OAuthError::invalid_grant(
                         "the code was already used; what it gave is revoked",
                     )
                     .into());
                 }
-                Redeemed::Unknown => {
+                Exchanged::Unknown => {
                     return Err(OAuthError::invalid_grant("unknown or expired code").into());
                 }
-            };
-            if code.client_id != client.id {
-                return Err(OAuthError::invalid_grant("the code belongs to another client").into());
             }
-            if code.redirect_uri != redirect_uri {
-                return Err(OAuthError::invalid_grant(
-                    "redirect_uri differs from the authorization request",
-                )
-                .into());
-            }
-            match (&code.code_challenge, &verifier) {
-                (Some(challenge), Some(verifier)) if pkce::verify_s256(verifier, challenge) => {}
-                (Some(_), _) => {
-                    return Err(OAuthError::invalid_grant("code_verifier does not match").into());
-                }
-                (None, Some(_)) => {
-                    return Err(OAuthError::invalid_grant(
-                        "code_verifier sent, but the request had no code_challenge",
-                    )
-                    .into());
-                }
-                (None, None) => {}
-            }
-            let user = active_user(state, code.user_id).await?;
-            let scope = Scopes::parse(&code.scope);
-            issue(
-                state,
-                provider,
-                &client,
-                &user,
-                scope,
-                code.auth_time,
-                code.nonce,
-                &code.grant_id,
-            )
-            .await
         }
-        Grant::Refresh { token, scope } => {
-            let old = match state
+        Grant::Refresh {
+            token,
+            scope: asked,
+        } => {
+            let client_id = client.id.clone();
+            let check: Issue<OidcToken> = Box::new(move |old, user| {
+                if old.client_id != client_id {
+                    return Err(OAuthError::invalid_grant(
+                        "the token belongs to another client",
+                    ));
+                }
+                active(user)?;
+                let scope = narrowed(asked, &old.scope);
+                Ok(made.records(&old.grant_id, old.user_id, scope, old.auth_time))
+            });
+            let hash = oidc::token_hash(&token);
+            match state
                 .store
                 .oidc
-                .redeem_refresh(oidc::token_hash(&token), t_now)
+                .exchange_refresh(hash, t_now, check)
                 .await?
             {
-                Redeemed::Fresh(old) => old,
-                Redeemed::Replayed => {
+                Exchanged::Issued(old, user) => {
+                    (narrowed(asked, &old.scope), old.auth_time, None, user)
+                }
+                Exchanged::Refused(refusal) => return Err(refusal.into()),
+                Exchanged::Replayed => {
                     tracing::warn!(client = client.id, "refresh token reused");
                     return Err(OAuthError::invalid_grant(
                         "the refresh token was already used; its grant is revoked",
                     )
                     .into());
                 }
-                Redeemed::Unknown => {
+                Exchanged::Unknown => {
                     return Err(
                         OAuthError::invalid_grant("unknown, revoked or expired token").into(),
                     );
                 }
-            };
-            if old.client_id != client.id {
-                return Err(
-                    OAuthError::invalid_grant("the token belongs to another client").into(),
-                );
             }
-            let user = active_user(state, old.user_id).await?;
-            let granted = Scopes::parse(&old.scope);
-            let scope = match scope {
-                Some(asked) => asked.within(granted),
-                None => granted,
-            };
-            issue(
-                state,
-                provider,
-                &client,
-                &user,
-                scope,
-                old.auth_time,
-                None,
-                &old.grant_id,
-            )
-            .await
         }
-    }
-}
-
-/// The user, if they may still log in.
-async fn active_user(state: &AppState, id: i64) -> Result<User, Failure> {
-    match state.store.users.by_id(id).await? {
-        Some(user) if may_log_in(&user) => Ok(user),
-        _ => Err(OAuthError::invalid_grant("the person can no longer log in").into()),
-    }
-}
-
-/// New tokens for `user` in grant `grant_id`: an access token, a refresh token with
-/// `offline_access`, and the id_token.
-#[allow(clippy::too_many_arguments)]
-async fn issue(
-    state: &AppState,
-    provider: &Provider,
-    client: &Client,
-    user: &User,
-    scope: Scopes,
-    auth_time: i64,
-    nonce: Option<String>,
-    grant_id: &str,
-) -> Result<TokenResponse, Failure> {
-    let t_now = now();
-    let access = oidc::random_token();
-    let refresh = scope.offline_access.then(oidc::random_token);
-    let record = |token: &str, kind: TokenKind, ttl: i64| OidcToken {
-        hash: oidc::token_hash(token),
-        kind,
-        grant_id: grant_id.to_owned(),
-        client_id: client.id.clone(),
-        user_id: user.id,
-        scope: scope.to_list(),
-        auth_time,
-        expires_at: t_now + ttl,
     };
-    let mut records = vec![record(&access, TokenKind::Access, oidc::ACCESS_TTL)];
-    if let Some(refresh) = &refresh {
-        records.push(record(refresh, TokenKind::Refresh, oidc::REFRESH_TTL));
-    }
-    state.store.oidc.add_tokens(&records).await?;
     let keys = provider.keys.current(state).await?;
     let claims = IdClaims {
         iss: issuer(state),
@@ -316,10 +273,61 @@ async fn issue(
         access_token: access,
         token_type: "Bearer".into(),
         expires_in: oidc::ACCESS_TTL,
-        refresh_token: refresh,
+        refresh_token: scope.offline_access.then_some(refresh),
         id_token,
         scope: scope.to_list(),
     })
+}
+
+/// The tokens a request is about to issue, by hash, and for whom.
+struct Made {
+    access: [u8; 32],
+    refresh: [u8; 32],
+    client_id: String,
+    now: i64,
+}
+
+impl Made {
+    /// The records of the tokens for `user_id` in grant `grant_id`: an access token, and a
+    /// refresh token with `offline_access`.
+    fn records(
+        &self,
+        grant_id: &str,
+        user_id: i64,
+        scope: Scopes,
+        auth_time: i64,
+    ) -> Vec<OidcToken> {
+        let record = |hash: [u8; 32], kind: TokenKind, ttl: i64| OidcToken {
+            hash,
+            kind,
+            grant_id: grant_id.to_owned(),
+            client_id: self.client_id.clone(),
+            user_id,
+            scope: scope.to_list(),
+            auth_time,
+            expires_at: self.now + ttl,
+        };
+        let mut tokens = vec![record(self.access, TokenKind::Access, oidc::ACCESS_TTL)];
+        if scope.offline_access {
+            tokens.push(record(self.refresh, TokenKind::Refresh, oidc::REFRESH_TTL));
+        }
+        tokens
+    }
+}
+
+/// Refused unless the person may still log in.
+fn active(user: Option<&User>) -> Result<(), OAuthError> {
+    if user.is_some_and(may_log_in) {
+        Ok(())
+    } else {
+        Err(OAuthError::invalid_grant("the person can no longer log in"))
+    }
+}
+
+/// A refresh may ask for fewer scopes than were granted, never more.
+fn narrowed(asked: Option<Scopes>, granted: &str) -> Scopes {
+    let granted = Scopes::parse(granted);
+    asked.map_or(granted, |asked| asked.within(granted))
 }
 
 /// The form of a revocation request.

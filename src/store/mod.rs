@@ -302,19 +302,33 @@ pub trait Oidc: Send + Sync {
     ) -> StoreResult<bool>;
     /// Stores a new authorization code.
     async fn add_code(&self, code: &OidcCode) -> StoreResult<()>;
-    /// Redeems a code once, in one step with the check; a second redemption revokes every
-    /// token of its grant.
-    async fn redeem_code(&self, hash: [u8; 32], now: i64) -> StoreResult<Redeemed<OidcCode>>;
-    /// Stores new tokens.
-    async fn add_tokens(&self, tokens: &[OidcToken]) -> StoreResult<()>;
+    /// Redeems a code once and stores what `issue` makes of it, in one transaction: of two
+    /// redemptions at once exactly one gets the code, and a later one revokes every token of
+    /// its grant.
+    async fn exchange_code(
+        &self,
+        hash: [u8; 32],
+        now: i64,
+        issue: Issue<OidcCode>,
+    ) -> StoreResult<Exchanged<OidcCode>>;
     /// The live, unrevoked access token with this hash.
     async fn access_token(&self, hash: [u8; 32], now: i64) -> StoreResult<Option<OidcToken>>;
-    /// Redeems a refresh token once, in one step with the check; reusing an old one revokes
-    /// its grant (RFC 6819 §5.2.2.3).
-    async fn redeem_refresh(&self, hash: [u8; 32], now: i64) -> StoreResult<Redeemed<OidcToken>>;
+    /// Redeems a refresh token once and stores what `issue` makes of it, in one transaction;
+    /// reusing an old one revokes its grant (RFC 6819 §5.2.2.3).
+    async fn exchange_refresh(
+        &self,
+        hash: [u8; 32],
+        now: i64,
+        issue: Issue<OidcToken>,
+    ) -> StoreResult<Exchanged<OidcToken>>;
     /// Revokes a token of `client_id` (RFC 7009); a refresh token takes its grant with it.
     async fn revoke_token(&self, hash: [u8; 32], client_id: &str, now: i64) -> StoreResult<()>;
 }
+
+/// Decides, inside a redemption's transaction, what a redeemed code or refresh token gives:
+/// the tokens to store, or why it gives none. It sees the user as stored at that moment.
+pub type Issue<T> =
+    Box<dyn FnOnce(&T, Option<&User>) -> Result<Vec<OidcToken>, crate::oidc::OAuthError> + Send>;
 
 /// Operations.
 #[async_trait::async_trait]

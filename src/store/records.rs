@@ -143,7 +143,7 @@ impl Outcome {
 }
 
 /// A person who has bound a phone number.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct User {
     /// Row id.
     pub id: i64,
@@ -640,11 +640,14 @@ pub struct OidcToken {
     pub expires_at: i64,
 }
 
-/// The outcome of redeeming a single-use code or refresh token.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Redeemed<T> {
-    /// Redeemed now, for the first time.
-    Fresh(T),
+/// The outcome of exchanging a single-use code or refresh token.
+#[derive(Debug, Clone)]
+pub enum Exchanged<T> {
+    /// Redeemed now, for the first time, and the tokens stored: what was redeemed, and its
+    /// user.
+    Issued(T, User),
+    /// Redeemed now (it is spent), but the check refused to issue anything.
+    Refused(crate::oidc::OAuthError),
     /// Redeemed before: a replay. Everything of its grant has been revoked.
     Replayed,
     /// No such code or token (or revoked, or expired).

@@ -1,13 +1,13 @@
 //! The OpenID Connect provider's tables: clients, signing keys, codes, tokens. Every
-//! single-use redemption is one `UPDATE ... WHERE used_at IS NULL RETURNING`: of two
-//! redemptions at once, exactly one gets the row.
+//! single-use redemption is one `UPDATE ... WHERE used_at IS NULL RETURNING`, in the same
+//! transaction as the tokens it gives: of two redemptions at once, exactly one gets the row.
 
 use sqlx::{Row, sqlite::SqliteRow};
 
-use super::Sqlite;
+use super::{Sqlite, scenes::Columns};
 use crate::{
     oidc::{Client, SigningKey},
-    store::{Oidc, OidcCode, OidcToken, Redeemed, StoreError, StoreResult, TokenKind},
+    store::{Exchanged, Issue, Oidc, OidcCode, OidcToken, StoreError, StoreResult, TokenKind},
 };
 
 const CLIENT_COLUMNS: &str =
@@ -40,21 +40,6 @@ fn client_of(row: &SqliteRow) -> StoreResult<Client> {
         redirect_uris: list("redirect_uris")?,
         post_logout_redirect_uris: list("post_logout_redirect_uris")?,
         created_at: row.try_get("created_at")?,
-    })
-}
-
-fn code_of(row: &SqliteRow) -> StoreResult<OidcCode> {
-    Ok(OidcCode {
-        hash: hash_of(row, "code_hash")?,
-        grant_id: row.try_get("grant_id")?,
-        client_id: row.try_get("client_id")?,
-        user_id: row.try_get("user_id")?,
-        redirect_uri: row.try_get("redirect_uri")?,
-        scope: row.try_get("scope")?,
-        nonce: row.try_get("nonce")?,
-        code_challenge: row.try_get("code_challenge")?,
-        auth_time: row.try_get("auth_time")?,
-        expires_at: row.try_get("expires_at")?,
     })
 }
 
@@ -93,6 +78,135 @@ async fn revoke_grant(
         .await?;
     Ok(())
 }
+
+/// A code from the columns its redemption returns ([`CODE`]).
+fn redeemed_code(row: &impl Columns, hash: [u8; 32]) -> Result<OidcCode, StoreError> {
+    Ok(OidcCode {
+        hash,
+        grant_id: row.text(0)?,
+        client_id: row.text(1)?,
+        user_id: row.int(2)?,
+        redirect_uri: row.text(3)?,
+        scope: row.text(4)?,
+        nonce: row.maybe_text(5)?,
+        code_challenge: row.maybe_text(6)?,
+        auth_time: row.int(7)?,
+        expires_at: row.int(8)?,
+    })
+}
+
+/// A refresh token from the columns its redemption returns ([`REFRESH`]).
+fn redeemed_token(row: &impl Columns, hash: [u8; 32]) -> Result<OidcToken, StoreError> {
+    Ok(OidcToken {
+        hash,
+        kind: TokenKind::Refresh,
+        grant_id: row.text(0)?,
+        client_id: row.text(1)?,
+        user_id: row.int(2)?,
+        scope: row.text(3)?,
+        auth_time: row.int(4)?,
+        expires_at: row.int(5)?,
+    })
+}
+
+/// How one kind of single-use credential is redeemed.
+struct Redemption<T> {
+    /// `UPDATE ... RETURNING` the row if it is fresh (binds: now, hash, now).
+    redeem: &'static str,
+    /// The grant of a row redeemed before (binds: hash).
+    used: &'static str,
+    read: fn(&rusqlite::Row<'_>, [u8; 32]) -> Result<T, StoreError>,
+    user_id: fn(&T) -> i64,
+}
+
+/// A redemption and what it gives, in the writer's transaction: one hop from the request,
+/// and parallel exchanges share commits.
+fn exchange<T>(
+    conn: &rusqlite::Connection,
+    kind: &Redemption<T>,
+    hash: [u8; 32],
+    now: i64,
+    issue: Issue<T>,
+) -> Result<Exchanged<T>, StoreError> {
+    use rusqlite::OptionalExtension;
+    let fresh = conn
+        .prepare_cached(kind.redeem)?
+        .query_row(rusqlite::params![now, &hash[..], now], |row| {
+            Ok((kind.read)(row, hash))
+        })
+        .optional()?
+        .transpose()?;
+    let Some(redeemed) = fresh else {
+        let used: Option<String> = conn
+            .prepare_cached(kind.used)?
+            .query_row([&hash[..]], |row| row.get(0))
+            .optional()?;
+        return Ok(match used {
+            Some(grant_id) => {
+                conn.prepare_cached(
+                    "UPDATE oidc_tokens SET revoked_at = ? WHERE grant_id = ? AND revoked_at IS NULL",
+                )?
+                .execute(rusqlite::params![now, grant_id])?;
+                Exchanged::Replayed
+            }
+            None => Exchanged::Unknown,
+        });
+    };
+    let user = conn
+        .prepare_cached(&format!(
+            "SELECT {} FROM users WHERE id = ?",
+            super::users::COLUMNS
+        ))?
+        .query_row([(kind.user_id)(&redeemed)], |row| {
+            Ok(super::users::user_from(row))
+        })
+        .optional()?
+        .transpose()?;
+    let tokens = match issue(&redeemed, user.as_ref()) {
+        Ok(tokens) => tokens,
+        Err(refusal) => return Ok(Exchanged::Refused(refusal)),
+    };
+    let Some(user) = user else {
+        return Ok(Exchanged::Refused(crate::oidc::OAuthError::invalid_grant(
+            "no such person",
+        )));
+    };
+    let mut insert = conn.prepare_cached(&format!(
+        "INSERT INTO oidc_tokens ({TOKEN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+    ))?;
+    for token in &tokens {
+        insert.execute(rusqlite::params![
+            &token.hash[..],
+            token.kind.as_str(),
+            token.grant_id,
+            token.client_id,
+            token.user_id,
+            token.scope,
+            token.auth_time,
+            token.expires_at,
+        ])?;
+    }
+    Ok(Exchanged::Issued(redeemed, user))
+}
+
+const CODE: Redemption<OidcCode> = Redemption {
+    redeem: "UPDATE oidc_codes SET used_at = ?1 WHERE code_hash = ?2 AND used_at IS NULL \
+             AND expires_at > ?3 RETURNING grant_id, client_id, user_id, redirect_uri, scope, \
+             nonce, code_challenge, auth_time, expires_at",
+    used: "SELECT grant_id FROM oidc_codes WHERE code_hash = ? AND used_at IS NOT NULL",
+    read: |row, hash| redeemed_code(row, hash),
+    user_id: |code| code.user_id,
+};
+
+const REFRESH: Redemption<OidcToken> = Redemption {
+    redeem: "UPDATE oidc_tokens SET used_at = ?1 WHERE token_hash = ?2 AND kind = 'refresh' \
+             AND used_at IS NULL AND revoked_at IS NULL AND expires_at > ?3 \
+             RETURNING grant_id, client_id, user_id, scope, auth_time, expires_at",
+    used: "SELECT grant_id FROM oidc_tokens WHERE token_hash = ? AND kind = 'refresh' \
+           AND used_at IS NOT NULL",
+    read: |row, hash| redeemed_token(row, hash),
+    user_id: |token| token.user_id,
+};
 
 #[async_trait::async_trait]
 impl Oidc for Sqlite {
@@ -230,58 +344,15 @@ impl Oidc for Sqlite {
         Ok(())
     }
 
-    async fn redeem_code(&self, hash: [u8; 32], now: i64) -> StoreResult<Redeemed<OidcCode>> {
-        let mut tx = self.db.begin().await?;
-        let fresh = sqlx::query(&format!(
-            "UPDATE oidc_codes SET used_at = ? WHERE code_hash = ? AND used_at IS NULL \
-             AND expires_at > ? RETURNING {CODE_COLUMNS}"
-        ))
-        .bind(now)
-        .bind(&hash[..])
-        .bind(now)
-        .fetch_optional(&mut *tx)
-        .await?;
-        if let Some(row) = fresh {
-            let code = code_of(&row)?;
-            tx.commit().await?;
-            return Ok(Redeemed::Fresh(code));
-        }
-        let used: Option<String> = sqlx::query_scalar(
-            "SELECT grant_id FROM oidc_codes WHERE code_hash = ? AND used_at IS NOT NULL",
-        )
-        .bind(&hash[..])
-        .fetch_optional(&mut *tx)
-        .await?;
-        let outcome = match used {
-            Some(grant_id) => {
-                revoke_grant(&mut tx, &grant_id, now).await?;
-                Redeemed::Replayed
-            }
-            None => Redeemed::Unknown,
-        };
-        tx.commit().await?;
-        Ok(outcome)
-    }
-
-    async fn add_tokens(&self, tokens: &[OidcToken]) -> StoreResult<()> {
-        let mut tx = self.db.begin().await?;
-        for token in tokens {
-            sqlx::query(&format!(
-                "INSERT INTO oidc_tokens ({TOKEN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-            ))
-            .bind(&token.hash[..])
-            .bind(token.kind.as_str())
-            .bind(&token.grant_id)
-            .bind(&token.client_id)
-            .bind(token.user_id)
-            .bind(&token.scope)
-            .bind(token.auth_time)
-            .bind(token.expires_at)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(())
+    async fn exchange_code(
+        &self,
+        hash: [u8; 32],
+        now: i64,
+        issue: Issue<OidcCode>,
+    ) -> StoreResult<Exchanged<OidcCode>> {
+        self.writer
+            .run(move |conn| exchange(conn, &CODE, hash, now, issue))
+            .await
     }
 
     async fn access_token(&self, hash: [u8; 32], now: i64) -> StoreResult<Option<OidcToken>> {
@@ -296,39 +367,15 @@ impl Oidc for Sqlite {
         row.as_ref().map(token_of).transpose()
     }
 
-    async fn redeem_refresh(&self, hash: [u8; 32], now: i64) -> StoreResult<Redeemed<OidcToken>> {
-        let mut tx = self.db.begin().await?;
-        let fresh = sqlx::query(&format!(
-            "UPDATE oidc_tokens SET used_at = ? WHERE token_hash = ? AND kind = 'refresh' \
-             AND used_at IS NULL AND revoked_at IS NULL AND expires_at > ? \
-             RETURNING {TOKEN_COLUMNS}"
-        ))
-        .bind(now)
-        .bind(&hash[..])
-        .bind(now)
-        .fetch_optional(&mut *tx)
-        .await?;
-        if let Some(row) = fresh {
-            let token = token_of(&row)?;
-            tx.commit().await?;
-            return Ok(Redeemed::Fresh(token));
-        }
-        let used: Option<String> = sqlx::query_scalar(
-            "SELECT grant_id FROM oidc_tokens WHERE token_hash = ? AND kind = 'refresh' \
-             AND used_at IS NOT NULL",
-        )
-        .bind(&hash[..])
-        .fetch_optional(&mut *tx)
-        .await?;
-        let outcome = match used {
-            Some(grant_id) => {
-                revoke_grant(&mut tx, &grant_id, now).await?;
-                Redeemed::Replayed
-            }
-            None => Redeemed::Unknown,
-        };
-        tx.commit().await?;
-        Ok(outcome)
+    async fn exchange_refresh(
+        &self,
+        hash: [u8; 32],
+        now: i64,
+        issue: Issue<OidcToken>,
+    ) -> StoreResult<Exchanged<OidcToken>> {
+        self.writer
+            .run(move |conn| exchange(conn, &REFRESH, hash, now, issue))
+            .await
     }
 
     async fn revoke_token(&self, hash: [u8; 32], client_id: &str, now: i64) -> StoreResult<()> {

@@ -1,21 +1,36 @@
 //! Users, as sessions see them.
 
-use super::Sqlite;
-use crate::store::{StoreResult, User, Users};
+use super::{Sqlite, scenes::Columns};
+use crate::store::{StoreError, StoreResult, User, Users};
 
-/// The columns of [`User`].
+/// The columns of [`User`], in the order [`user_from`] reads them.
 pub(super) const COLUMNS: &str = "id, phone, openid, unionid, is_admin, disabled, created_at, \
     bound_at, last_login_at, session_epoch";
+
+/// A user from a row of [`COLUMNS`], whichever driver read it.
+pub(super) fn user_from(row: &impl Columns) -> Result<User, StoreError> {
+    Ok(User {
+        id: row.int(0)?,
+        phone: row.text(1)?,
+        openid: row.maybe_text(2)?,
+        unionid: row.maybe_text(3)?,
+        is_admin: row.int(4)? != 0,
+        disabled: row.int(5)? != 0,
+        created_at: row.int(6)?,
+        bound_at: row.maybe_int(7)?,
+        last_login_at: row.maybe_int(8)?,
+        session_epoch: row.int(9)?,
+    })
+}
 
 #[async_trait::async_trait]
 impl Users for Sqlite {
     async fn by_id(&self, id: i64) -> StoreResult<Option<User>> {
-        Ok(
-            sqlx::query_as(&format!("SELECT {COLUMNS} FROM users WHERE id = ?"))
-                .bind(id)
-                .fetch_optional(&self.db)
-                .await?,
-        )
+        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM users WHERE id = ?"))
+            .bind(id)
+            .fetch_optional(&self.db)
+            .await?;
+        row.as_ref().map(user_from).transpose()
     }
 
     async fn log_out_everywhere(&self, id: i64) -> StoreResult<()> {
