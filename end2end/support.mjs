@@ -99,6 +99,32 @@ export async function screenshot(page, name) {
   await page.screenshot({ path: `${RESULTS_DIR}${name}.png`, fullPage: true });
 }
 
+/** The scan ticket of the login page's sandbox link. */
+export async function ticketOf(page) {
+  const href = await page.locator('a#sandbox-link').getAttribute('href');
+  assert.ok(href, 'a#sandbox-link has an href');
+  return ticketInLink(href);
+}
+
+/** The SMS code the sandbox "sent" to this phone (polls briefly: sending may be async). */
+export async function smsCode(phone) {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const res = await fetch(url(`/sandbox/api/sms?phone=${encodeURIComponent(phone)}`), {
+      headers: { accept: 'application/json' },
+    });
+    const text = await res.text();
+    if (res.status === 200) {
+      const body = JSON.parse(text);
+      assert.match(String(body.code), /^\d{4,8}$/, `sms answer has a numeric code: ${text}`);
+      return String(body.code);
+    }
+    assert.equal(res.status, 404, `GET /sandbox/api/sms -> ${res.status}: ${text}`);
+    if (Date.now() > deadline) assert.fail(`no SMS code for ${phone} after 10 s`);
+    await sleep(250);
+  }
+}
+
 /** The scan ticket in a sandbox link's URL (its last path segment, decoded). */
 export function ticketInLink(href) {
   return decodeURIComponent(new URL(href).pathname.split('/').pop());

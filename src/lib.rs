@@ -8,6 +8,7 @@ pub mod admin;
 pub mod binding;
 pub mod client_info;
 pub mod config;
+pub mod csp;
 pub mod error;
 pub mod forward;
 pub mod home;

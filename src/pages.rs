@@ -126,9 +126,15 @@ pub struct PageRequest {
     /// The request's language.
     pub lang: Lang,
     parts: Parts,
+    options: ResponseOptions,
 }
 
 impl PageRequest {
+    /// Sets a header of the page's response (a page-specific policy, say).
+    pub fn header(&self, name: header::HeaderName, value: HeaderValue) {
+        self.options.insert_header(name, value);
+    }
+
     /// Runs an axum extractor on the request; its rejection becomes the page's answer.
     pub async fn extract<T>(&mut self) -> Result<T, Detour>
     where
@@ -160,6 +166,7 @@ where
         state: expect_context::<AppState>(),
         lang: expect_context::<Lang>(),
         parts: expect_context::<Parts>(),
+        options: expect_context::<ResponseOptions>(),
     };
     let answered = expect_context::<Answered>();
     let options = expect_context::<ResponseOptions>();

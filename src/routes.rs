@@ -77,10 +77,7 @@ pub fn app(state: AppState, sandbox: Option<Arc<Sandbox>>) -> Router {
         .layer(tower::util::option_layer(hsts))
         .layer(SetResponseHeaderLayer::if_not_present(
             header::CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static(
-                "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
-                 connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
-            ),
+            crate::csp::policy(),
         ))
         .layer(SetResponseHeaderLayer::if_not_present(
             header::X_CONTENT_TYPE_OPTIONS,

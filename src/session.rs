@@ -111,6 +111,11 @@ impl WebSession {
         Ok(())
     }
 
+    /// Where a login will go, as stored (unchecked: for showing, not for redirecting).
+    pub async fn peek_next(&self) -> Result<Option<String>, AppError> {
+        Ok(self.0.get(NEXT).await?)
+    }
+
     /// Where to go after login (checked again on the way out, against the hosts allowed
     /// now), `/` by default.
     pub async fn take_next(&self, allowed: &[HostPattern]) -> Result<ReturnTo, AppError> {

@@ -25,6 +25,8 @@ import {
   ticketInLink,
   scan,
   recordNavigations,
+  smsCode,
+  ticketOf,
 } from '../support.mjs';
 
 const WXLOGIN_BIN = process.env.WXLOGIN_BIN ?? '';
@@ -38,25 +40,6 @@ const newContext = useBrowser({ locale: 'zh-CN' });
 
 // ---------------------------------------------------------------------------------------
 // helpers
-
-/** The scan ticket of the login page's sandbox link. */
-async function ticketOf(page) {
-  const href = await page.locator('a#sandbox-link').getAttribute('href');
-  assert.ok(href, 'a#sandbox-link has an href');
-  return ticketInLink(href);
-}
-
-/** The SMS code the sandbox "sent" to this phone. */
-async function smsCode(phone) {
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    const res = await fetch(url(`/sandbox/api/sms?phone=${encodeURIComponent(phone)}`));
-    if (res.status === 200) return String((await res.json()).code);
-    assert.equal(res.status, 404, `GET /sandbox/api/sms -> ${res.status}`);
-    if (Date.now() > deadline) assert.fail(`no SMS code for ${phone} after 10 s`);
-    await sleep(250);
-  }
-}
 
 /** Opens /login (or `path`) and waits until its live event stream answers. */
 async function openLogin(page, path = '/login') {

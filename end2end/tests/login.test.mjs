@@ -25,6 +25,7 @@ import {
   recordNavigations,
   submission,
   typeCode,
+  smsCode,
 } from '../support.mjs';
 
 const TEST_TIMEOUT = 90_000;
@@ -55,25 +56,6 @@ async function scan(ticket, openid) {
   assert.ok(body.reply.trim().length > 0, `scan reply is not empty: ${text}`);
   assert.ok(['subscribe', 'SCAN'].includes(body.event), `scan event: ${text}`);
   return body;
-}
-
-/** The SMS code the sandbox "sent" to this phone (polls briefly: sending may be async). */
-async function smsCode(phone) {
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    const res = await fetch(url(`/sandbox/api/sms?phone=${encodeURIComponent(phone)}`), {
-      headers: { accept: 'application/json' },
-    });
-    const text = await res.text();
-    if (res.status === 200) {
-      const body = JSON.parse(text);
-      assert.match(String(body.code), /^\d{4,8}$/, `sms answer has a numeric code: ${text}`);
-      return String(body.code);
-    }
-    assert.equal(res.status, 404, `GET /sandbox/api/sms -> ${res.status}: ${text}`);
-    if (Date.now() > deadline) assert.fail(`no SMS code for ${phone} after 10 s`);
-    await sleep(250);
-  }
 }
 
 /**

@@ -30,8 +30,9 @@ use crate::{
     error::AppResult,
     login::scene::{self, Scene, Status},
     metrics::Metrics,
+    oidc::authorize,
     pages::{self, Detour, PageRequest, page},
-    session::WebSession,
+    session::{ReturnTo, WebSession},
     state::AppState,
     store::{LinkRequest, Linked, NewCode},
     ui::{Lang, fill},
@@ -77,6 +78,37 @@ struct BindQuery {
     change: Option<String>,
 }
 
+/// The policy of a `/bind` page whose login goes on to another site (a waiting OpenID Connect
+/// request's registered redirect URI, or an allowed host behind forward auth): its forms'
+/// answers redirect there in the end, and browsers check `form-action` along the way.
+async fn form_policy(
+    state: &AppState,
+    session: &WebSession,
+) -> AppResult<Option<axum::http::HeaderValue>> {
+    let Some(next) = session.peek_next().await? else {
+        return Ok(None);
+    };
+    let target = match authorize::pending_in(&next) {
+        Some(pending) => {
+            let client = match pending.client_id.as_deref() {
+                Some(id) => state.store.oidc.client(id).await?,
+                None => None,
+            };
+            match (client, pending.redirect_uri) {
+                (Some(client), Some(uri)) if client.allows_redirect(&uri) => Some(uri),
+                _ => None,
+            }
+        }
+        None => ReturnTo::parse(&next, &state.settings.forward.allowed_return_hosts)
+            .map(|to| to.as_str().to_owned()),
+    };
+    let origin = target
+        .and_then(|t| url::Url::parse(&t).ok())
+        .map(|u| u.origin().ascii_serialization())
+        .filter(|o| o != "null");
+    Ok(origin.map(|o| crate::csp::with_form_redirect_to(&o)))
+}
+
 /// The pages of this feature.
 #[component]
 fn BindPages() -> impl IntoView {
@@ -118,6 +150,9 @@ fn BindPage() -> impl IntoView {
             },
         };
         let csrf = session.csrf_token().await?;
+        if let Some(policy) = form_policy(&state, &session).await? {
+            request.header(axum::http::header::CONTENT_SECURITY_POLICY, policy);
+        }
         Ok(view! { <Bind form csrf /> }.into_any())
     })
 }
@@ -147,7 +182,7 @@ async fn send_code(
             value: form.phone,
             error: Some(t.err_phone.to_owned()),
         };
-        return render(lang, &session, form, StatusCode::BAD_REQUEST).await;
+        return render(&state, lang, &session, form, StatusCode::BAD_REQUEST).await;
     };
     let limits = state.settings.sms.limits;
     let code = code::new_code();
@@ -193,7 +228,14 @@ async fn send_code(
             wait,
             error: Some(t.err_sms_failed.to_owned()),
         };
-        return render(lang, &session, form, StatusCode::SERVICE_UNAVAILABLE).await;
+        return render(
+            &state,
+            lang,
+            &session,
+            form,
+            StatusCode::SERVICE_UNAVAILABLE,
+        )
+        .await;
     }
     Metrics::inc(&state.metrics.sms_sent);
     tracing::info!(phone = %phone, "SMS code sent");
@@ -255,7 +297,7 @@ async fn refuse_send(
             }
         }
     };
-    let mut response = render(lang, session, form, StatusCode::TOO_MANY_REQUESTS).await?;
+    let mut response = render(state, lang, session, form, StatusCode::TOO_MANY_REQUESTS).await?;
     response.headers_mut().insert(
         axum::http::header::RETRY_AFTER,
         axum::http::HeaderValue::from(retry_after),
@@ -287,7 +329,7 @@ async fn verify_code(
             value: String::new(),
             error: Some(t.err_no_code.to_owned()),
         };
-        return render(lang, &session, form, StatusCode::BAD_REQUEST).await;
+        return render(&state, lang, &session, form, StatusCode::BAD_REQUEST).await;
     };
     let wait = resend_wait(&state, &scene.scene, &phone).await?;
     let refuse = |message: String| BindForm::Code {
@@ -298,6 +340,7 @@ async fn verify_code(
     let code = form.code.trim();
     if !code::well_formed(code) {
         return render(
+            &state,
             lang,
             &session,
             refuse(t.err_code_format.to_owned()),
@@ -314,10 +357,18 @@ async fn verify_code(
             } else {
                 t.err_code_last_wrong.to_owned()
             };
-            return render(lang, &session, refuse(message), StatusCode::BAD_REQUEST).await;
+            return render(
+                &state,
+                lang,
+                &session,
+                refuse(message),
+                StatusCode::BAD_REQUEST,
+            )
+            .await;
         }
         CodeCheck::Dead => {
             return render(
+                &state,
                 lang,
                 &session,
                 refuse(t.err_code_dead.to_owned()),
@@ -327,6 +378,7 @@ async fn verify_code(
         }
         CodeCheck::None => {
             return render(
+                &state,
                 lang,
                 &session,
                 refuse(t.err_no_code.to_owned()),
@@ -364,7 +416,7 @@ async fn verify_code(
         value: phone.national().to_owned(),
         error: Some(message.to_owned()),
     };
-    render(lang, &session, form, StatusCode::CONFLICT).await
+    render(&state, lang, &session, form, StatusCode::CONFLICT).await
 }
 
 /// After a binding, asks WeChat once what it still tells about the person: `unionid` (when the

@@ -2,7 +2,7 @@
 //! The GET page and the POST answers draw the same [`Bind`] component.
 
 use axum::{
-    http::StatusCode,
+    http::{StatusCode, header},
     response::{IntoResponse, Response},
 };
 use leptos::prelude::*;
@@ -11,6 +11,7 @@ use crate::{
     error::AppResult,
     phone::Phone,
     session::WebSession,
+    state::AppState,
     ui::{CsrfField, Lang, Shell, Text, fill, render},
 };
 
@@ -31,6 +32,7 @@ pub(super) enum BindForm {
 
 /// The `/bind` page showing `form`, answered with `status` (a POST's answer).
 pub(super) async fn render(
+    state: &AppState,
     lang: Lang,
     session: &WebSession,
     form: BindForm,
@@ -38,7 +40,13 @@ pub(super) async fn render(
 ) -> AppResult<Response> {
     let csrf = session.csrf_token().await?;
     let page = render::document(lang, move || view! { <Bind form csrf /> }).await;
-    Ok((status, page).into_response())
+    let mut response = (status, page).into_response();
+    if let Some(policy) = super::form_policy(state, session).await? {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_SECURITY_POLICY, policy);
+    }
+    Ok(response)
 }
 
 /// The `/bind` page showing `form`, its forms carrying `csrf`.

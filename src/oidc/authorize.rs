@@ -218,15 +218,18 @@ pub fn with_query(redirect_uri: &str, pairs: &[(&str, &str)]) -> String {
     }
 }
 
-/// The client id of a `next` that is an authorization request, for the login page to name
-/// the site.
-pub fn client_of_next(next: &str) -> Option<String> {
+/// The parameters of a `next` that is an authorization request waiting behind a login.
+pub fn pending_in(next: &str) -> Option<AuthorizeParams> {
     let query = next
         .strip_prefix(super::discovery::AUTHORIZE)?
         .strip_prefix('?')?;
-    url::form_urlencoded::parse(query.as_bytes())
-        .find(|(k, _)| k == "client_id")
-        .map(|(_, v)| v.into_owned())
+    serde_urlencoded::from_str(query).ok()
+}
+
+/// The client id of a `next` that is an authorization request, for the login page to name
+/// the site.
+pub fn client_of_next(next: &str) -> Option<String> {
+    pending_in(next)?.client_id
 }
 
 #[cfg(test)]

@@ -695,3 +695,44 @@ async fn discovery_and_jwks_describe_the_provider() {
     assert!(keys[0].retired_at.is_none() && keys[1].retired_at.is_some());
     assert_eq!(keys[1].kid, key["kid"].as_str().unwrap());
 }
+
+#[tokio::test]
+async fn the_bind_page_of_a_site_login_lets_its_form_lead_back_to_the_site() {
+    let app = spawn_app().await;
+    let (client_id, secret) = register(&app, "Site", false).await;
+    let site = Site { client_id, secret };
+    let browser = app.browser();
+    let to_login = location(
+        &browser
+            .get(app.url(&site.authorize("")))
+            .send()
+            .await
+            .unwrap(),
+    );
+    let page = browser.get(app.url(&to_login)).send().await.unwrap();
+    let html = page.text().await.unwrap();
+    let ticket = crate::helpers::between(&html, "/sandbox/scan/", "\"").unwrap();
+    app.scan(&ticket, "o_oidc_csp").await;
+    let bind = browser.get(app.url("/bind")).send().await.unwrap();
+    assert_eq!(bind.status(), 200);
+    let csp = bind.headers()["content-security-policy"].to_str().unwrap();
+    // Browsers check form-action along the redirects after the code form is answered,
+    // which end at the site.
+    assert!(
+        csp.ends_with("form-action 'self' http://127.0.0.1:9"),
+        "{csp}"
+    );
+    assert!(
+        csp.contains("script-src 'self';"),
+        "the rest is unchanged: {csp}"
+    );
+    // An ordinary login's page keeps the plain policy.
+    let (plain, _) = app.needs_binding("o_oidc_plain").await;
+    let bind = plain.get(app.url("/bind")).send().await.unwrap();
+    assert!(
+        bind.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .ends_with("form-action 'self'")
+    );
+}
