@@ -298,9 +298,12 @@ fn yes_no(value: bool, t: &Text) -> &'static str {
     if value { t.admin_yes } else { t.admin_no }
 }
 
-/// One row of the audit log.
+/// One row of an audit log (a user's, or a site's with `label` naming its action).
 #[component]
-fn AuditLine(entry: AuditEntry) -> impl IntoView {
+pub(super) fn AuditLine(
+    entry: AuditEntry,
+    #[prop(optional)] label: Option<String>,
+) -> impl IntoView {
     let t: &'static Text = expect_context::<Lang>().text();
     let actor = match (entry.actor_user_id, entry.actor_phone) {
         (Some(id), Some(phone)) => {
@@ -309,9 +312,11 @@ fn AuditLine(entry: AuditEntry) -> impl IntoView {
         (Some(id), None) => view! { <span>{format!("#{id}")}</span> }.into_any(),
         (None, _) => view! { <span>{t.admin_actor_cli}</span> }.into_any(),
     };
-    let action = Action::from_code(&entry.action)
-        .map(|a| a.label(t).to_owned())
-        .unwrap_or(entry.action.clone());
+    let action = label.unwrap_or_else(|| {
+        Action::from_code(&entry.action)
+            .map(|a| a.label(t).to_owned())
+            .unwrap_or(entry.action.clone())
+    });
     view! {
         <tr data-audit-action=entry.action.clone()>
             <td>{format_timestamp(entry.at)}</td>

@@ -9,6 +9,7 @@ use crate::ui::{Lang, Shell};
 pub(super) enum Section {
     Dashboard,
     Users,
+    Clients,
 }
 
 /// An admin page: the menu, then its content, in the wide layout.
@@ -33,6 +34,7 @@ pub(super) fn AdminShell(
                     <strong>{t.admin_title}</strong>
                     <a href="/admin" aria-current=current(Section::Dashboard)>{t.admin_nav_dashboard}</a>
                     <a href="/admin/users" aria-current=current(Section::Users)>{t.admin_nav_users}</a>
+                    <a href="/admin/clients" aria-current=current(Section::Clients)>{t.admin_nav_clients}</a>
                     <a href="/">{t.admin_nav_home}</a>
                 </nav>
                 {children()}

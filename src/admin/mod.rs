@@ -9,6 +9,7 @@
 
 pub mod audit;
 pub mod cli;
+mod clients;
 pub mod dashboard;
 pub mod detail;
 mod export;
@@ -41,6 +42,8 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/admin/events", get(live::events))
         .route("/admin/users.csv", get(export::export))
         .route("/admin/users/{id}/{action}", post(detail::act))
+        .route("/admin/clients/{id}", post(clients::edit))
+        .route("/admin/clients/{id}/remove", post(clients::remove))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             guard::require_admin,
@@ -56,6 +59,8 @@ fn AdminPages() -> impl IntoView {
                 <Route path=path!("/admin") view=dashboard::DashboardPage />
                 <Route path=path!("/admin/users") view=users::UsersPage />
                 <Route path=path!("/admin/users/:id") view=detail::UserPage />
+                <Route path=path!("/admin/clients") view=clients::ClientsPage />
+                <Route path=path!("/admin/clients/:id") view=clients::ClientPage />
             </Routes>
         </PageRouter>
     }

@@ -130,7 +130,7 @@ pub async fn client_command(
                 post_logout_redirect_uris: parse(post_logout_redirect_uris)?,
                 created_at: now(),
             };
-            store.oidc.add_client(&client).await?;
+            store.oidc.add_client(&client, None).await?;
             print_credentials(out, &client.id, secret.as_deref())
         }
         ClientCommand::List => {
@@ -151,7 +151,7 @@ pub async fn client_command(
             Ok(())
         }
         ClientCommand::Remove { id } => {
-            if !store.oidc.remove_client(&id).await? {
+            if !store.oidc.remove_client(&id, None).await? {
                 return Err(CliError::UnknownClient(id));
             }
             writeln!(out, "removed {id}")?;
@@ -169,7 +169,7 @@ pub async fn client_command(
             let secret = oidc::random_token();
             store
                 .oidc
-                .set_client_secret(&id, oidc::token_hash(&secret))
+                .set_client_secret(&id, oidc::token_hash(&secret), None)
                 .await?;
             print_credentials(out, &id, Some(&secret))
         }

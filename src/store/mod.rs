@@ -279,16 +279,27 @@ pub trait Keys: Send + Sync {
 /// The OpenID Connect provider.
 #[async_trait::async_trait]
 pub trait Oidc: Send + Sync {
-    /// Registers a client.
-    async fn add_client(&self, client: &crate::oidc::Client) -> StoreResult<()>;
+    /// Registers a client, audited (`actor`: the administrator, `None` for the command line).
+    async fn add_client(&self, client: &crate::oidc::Client, actor: Option<i64>)
+    -> StoreResult<()>;
     /// The client with this id.
     async fn client(&self, id: &str) -> StoreResult<Option<crate::oidc::Client>>;
     /// Every client, oldest first.
     async fn clients(&self) -> StoreResult<Vec<crate::oidc::Client>>;
-    /// Removes a client, its codes and its tokens; whether it existed.
-    async fn remove_client(&self, id: &str) -> StoreResult<bool>;
-    /// Replaces a client's secret (its hash); whether the client exists.
-    async fn set_client_secret(&self, id: &str, hash: [u8; 32]) -> StoreResult<bool>;
+    /// Removes a client, its codes and its tokens, audited; whether it existed.
+    async fn remove_client(&self, id: &str, actor: Option<i64>) -> StoreResult<bool>;
+    /// Replaces a confidential client's secret (its hash), audited; whether it exists.
+    async fn set_client_secret(
+        &self,
+        id: &str,
+        hash: [u8; 32],
+        actor: Option<i64>,
+    ) -> StoreResult<bool>;
+    /// Changes a client's name and redirect URIs, audited with what changed, in one
+    /// transaction; whether it exists.
+    async fn edit_client(&self, edit: &ClientEdit, actor: Option<i64>) -> StoreResult<bool>;
+    /// What was done to a client, newest first.
+    async fn client_audit(&self, id: &str, limit: i64) -> StoreResult<Vec<AuditEntry>>;
     /// The signing keys still of use at `now`: the current one first, then those retired less
     /// than `keep` seconds ago (tokens they signed may still be checked).
     async fn signing_keys(&self, now: i64, keep: i64) -> StoreResult<Vec<crate::oidc::SigningKey>>;

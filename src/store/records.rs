@@ -653,3 +653,12 @@ pub enum Exchanged<T> {
     /// No such code or token (or revoked, or expired).
     Unknown,
 }
+
+/// New values for a client's name and redirect URIs (already checked).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientEdit {
+    pub id: String,
+    pub name: String,
+    pub redirect_uris: Vec<String>,
+    pub post_logout_redirect_uris: Vec<String>,
+}

@@ -4,6 +4,7 @@
 mod admin;
 mod binding;
 mod callback;
+mod clients;
 mod connections;
 mod forward;
 mod hardening;

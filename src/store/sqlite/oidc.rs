@@ -7,7 +7,10 @@ use sqlx::{Row, sqlite::SqliteRow};
 use super::{Sqlite, scenes::Columns};
 use crate::{
     oidc::{Client, SigningKey},
-    store::{Exchanged, Issue, Oidc, OidcCode, OidcToken, StoreError, StoreResult, TokenKind},
+    store::{
+        AuditEntry, ClientEdit, Exchanged, Issue, Oidc, OidcCode, OidcToken, StoreError,
+        StoreResult, TokenKind,
+    },
 };
 
 const CLIENT_COLUMNS: &str =
@@ -63,6 +66,28 @@ fn token_of(row: &SqliteRow) -> StoreResult<OidcToken> {
 
 fn json(list: &[String]) -> String {
     serde_json::to_string(list).expect("strings serialise")
+}
+
+/// Records what `actor` did to client `client_id`.
+async fn audit(
+    tx: &mut sqlx::SqliteConnection,
+    actor: Option<i64>,
+    client_id: &str,
+    action: &str,
+    detail: Option<&str>,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO oidc_client_audit (actor_user_id, client_id, action, at, detail) \
+         VALUES (?, ?, ?, ?, ?)",
+    )
+    .bind(actor)
+    .bind(client_id)
+    .bind(action)
+    .bind(crate::util::now())
+    .bind(detail)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
 }
 
 /// Revokes every token of `grant_id`.
@@ -210,7 +235,8 @@ const REFRESH: Redemption<OidcToken> = Redemption {
 
 #[async_trait::async_trait]
 impl Oidc for Sqlite {
-    async fn add_client(&self, client: &Client) -> StoreResult<()> {
+    async fn add_client(&self, client: &Client, actor: Option<i64>) -> StoreResult<()> {
+        let mut tx = self.db.begin().await?;
         sqlx::query(&format!(
             "INSERT INTO oidc_clients ({CLIENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)"
         ))
@@ -220,8 +246,11 @@ impl Oidc for Sqlite {
         .bind(json(&client.redirect_uris))
         .bind(json(&client.post_logout_redirect_uris))
         .bind(client.created_at)
-        .execute(&self.db)
+        .execute(&mut *tx)
         .await?;
+        let detail = format!("{} ({})", client.name, client.redirect_uris.join(" "));
+        audit(&mut tx, actor, &client.id, "add", Some(&detail)).await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -244,7 +273,7 @@ impl Oidc for Sqlite {
         rows.iter().map(client_of).collect()
     }
 
-    async fn remove_client(&self, id: &str) -> StoreResult<bool> {
+    async fn remove_client(&self, id: &str, actor: Option<i64>) -> StoreResult<bool> {
         let mut tx = self.db.begin().await?;
         let gone = sqlx::query("DELETE FROM oidc_clients WHERE id = ?")
             .bind(id)
@@ -258,20 +287,95 @@ impl Oidc for Sqlite {
                 .execute(&mut *tx)
                 .await?;
         }
+        if gone {
+            audit(&mut tx, actor, id, "remove", None).await?;
+        }
         tx.commit().await?;
         Ok(gone)
     }
 
-    async fn set_client_secret(&self, id: &str, hash: [u8; 32]) -> StoreResult<bool> {
-        Ok(sqlx::query(
+    async fn set_client_secret(
+        &self,
+        id: &str,
+        hash: [u8; 32],
+        actor: Option<i64>,
+    ) -> StoreResult<bool> {
+        let mut tx = self.db.begin().await?;
+        let found = sqlx::query(
             "UPDATE oidc_clients SET secret_hash = ? WHERE id = ? AND secret_hash IS NOT NULL",
         )
         .bind(&hash[..])
         .bind(id)
-        .execute(&self.db)
+        .execute(&mut *tx)
         .await?
         .rows_affected()
-            > 0)
+            > 0;
+        if found {
+            audit(&mut tx, actor, id, "rotate_secret", None).await?;
+        }
+        tx.commit().await?;
+        Ok(found)
+    }
+
+    async fn edit_client(&self, edit: &ClientEdit, actor: Option<i64>) -> StoreResult<bool> {
+        let mut tx = self.db.begin().await?;
+        // The write first: it takes the write lock, so the old values read are the current ones.
+        let old = sqlx::query(&format!(
+            "UPDATE oidc_clients SET id = id WHERE id = ? RETURNING {CLIENT_COLUMNS}"
+        ))
+        .bind(&edit.id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(old) = old.as_ref().map(client_of).transpose()? else {
+            return Ok(false);
+        };
+        let mut changes = Vec::new();
+        if old.name != edit.name {
+            changes.push(format!("name: {} -> {}", old.name, edit.name));
+        }
+        for (what, before, after) in [
+            ("redirect URIs", &old.redirect_uris, &edit.redirect_uris),
+            (
+                "post-logout URIs",
+                &old.post_logout_redirect_uris,
+                &edit.post_logout_redirect_uris,
+            ),
+        ] {
+            if before != after {
+                changes.push(format!(
+                    "{what}: {} -> {}",
+                    before.join(" "),
+                    after.join(" ")
+                ));
+            }
+        }
+        if !changes.is_empty() {
+            sqlx::query(
+                "UPDATE oidc_clients SET name = ?, redirect_uris = ?, \
+                 post_logout_redirect_uris = ? WHERE id = ?",
+            )
+            .bind(&edit.name)
+            .bind(json(&edit.redirect_uris))
+            .bind(json(&edit.post_logout_redirect_uris))
+            .bind(&edit.id)
+            .execute(&mut *tx)
+            .await?;
+            audit(&mut tx, actor, &edit.id, "edit", Some(&changes.join("; "))).await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn client_audit(&self, id: &str, limit: i64) -> StoreResult<Vec<AuditEntry>> {
+        Ok(sqlx::query_as(
+            "SELECT a.id, a.actor_user_id, actor.phone AS actor_phone, a.action, a.at, a.detail \
+             FROM oidc_client_audit a LEFT JOIN users actor ON actor.id = a.actor_user_id \
+             WHERE a.client_id = ? ORDER BY a.at DESC, a.id DESC LIMIT ?",
+        )
+        .bind(id)
+        .bind(limit)
+        .fetch_all(&self.db)
+        .await?)
     }
 
     async fn signing_keys(&self, now: i64, keep: i64) -> StoreResult<Vec<SigningKey>> {
