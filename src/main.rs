@@ -57,34 +57,21 @@ async fn main() -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(settings).await,
         Command::Admin { command } => {
-            let mut out = std::io::stdout();
-            if let Err(e) =
-                wxlogin::admin::cli::run(&settings.database_url, command, &mut out).await
-            {
-                eprintln!("wxlogin admin: {e:#}");
-                std::process::exit(1);
-            }
-            Ok(())
+            let out = &mut std::io::stdout();
+            finish(
+                "admin",
+                wxlogin::admin::cli::run(&settings.database_url, command, out).await,
+            )
         }
         Command::Client { command } => {
-            let mut out = std::io::stdout();
-            if let Err(e) =
-                wxlogin::provider::cli::run_client(&settings.database_url, command, &mut out).await
-            {
-                eprintln!("wxlogin client: {e:#}");
-                std::process::exit(1);
-            }
-            Ok(())
+            let out = &mut std::io::stdout();
+            let done = wxlogin::provider::cli::run_client(&settings.database_url, command, out);
+            finish("client", done.await)
         }
         Command::Keys { command } => {
-            let mut out = std::io::stdout();
-            if let Err(e) =
-                wxlogin::provider::cli::run_keys(&settings.database_url, command, &mut out).await
-            {
-                eprintln!("wxlogin keys: {e:#}");
-                std::process::exit(1);
-            }
-            Ok(())
+            let out = &mut std::io::stdout();
+            let done = wxlogin::provider::cli::run_keys(&settings.database_url, command, out);
+            finish("keys", done.await)
         }
         Command::Backup { file } => {
             let store = wxlogin::store::Store::open(&settings.database_url).await?;
@@ -100,6 +87,15 @@ async fn main() -> anyhow::Result<()> {
             }
         }
     }
+}
+
+/// The end of a command-line subcommand: its error on stderr and exit status 1.
+fn finish(name: &str, result: anyhow::Result<()>) -> anyhow::Result<()> {
+    if let Err(e) = result {
+        eprintln!("wxlogin {name}: {e:#}");
+        std::process::exit(1);
+    }
+    Ok(())
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {

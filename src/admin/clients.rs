@@ -13,7 +13,7 @@ use serde::Deserialize;
 
 use crate::{
     admin::{
-        detail::AuditLine,
+        detail::AuditTable,
         guard::AdminUser,
         layout::{AdminShell, Section},
         times::format_timestamp,
@@ -167,31 +167,6 @@ fn ClientView(
     let title = fill(t.admin_client_title, &[&client.name]);
     let action = format!("/admin/clients/{}", client.id);
     let invalid = error.is_some().to_string();
-    let log = if audit.is_empty() {
-        view! { <p class="muted">{t.admin_no_audit}</p> }.into_any()
-    } else {
-        let rows = audit
-            .into_iter()
-            .map(|entry| {
-                let label = entry.action.replace('_', " ");
-                view! { <AuditLine entry label /> }
-            })
-            .collect_view();
-        view! {
-            <div class="table-scroll">
-                <table id="client-audit">
-                    <thead><tr>
-                        <th>{t.admin_col_time}</th>
-                        <th>{t.admin_col_actor}</th>
-                        <th>{t.admin_col_action}</th>
-                        <th>{t.admin_col_detail}</th>
-                    </tr></thead>
-                    <tbody>{rows}</tbody>
-                </table>
-            </div>
-        }
-        .into_any()
-    };
     view! {
         <AdminShell title=title.clone() section=Section::Clients>
             <p><a href="/admin/clients">{t.admin_back_to_clients}</a></p>
@@ -220,7 +195,7 @@ fn ClientView(
                 <button type="submit" class="danger">{t.admin_remove_client}</button>
             </form>
             <h2>{t.admin_audit_title}</h2>
-            {log}
+            <AuditTable id="client-audit" entries=audit label=|action: &str| action.replace('_', " ") />
         </AdminShell>
     }
 }

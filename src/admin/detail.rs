@@ -255,29 +255,6 @@ fn UserDetail(detail: Detail) -> impl IntoView {
         }
     });
 
-    let audit_table = if audit.is_empty() {
-        view! { <p class="muted">{t.admin_no_audit}</p> }.into_any()
-    } else {
-        let rows = audit
-            .into_iter()
-            .map(|entry| view! { <AuditLine entry /> })
-            .collect_view();
-        view! {
-            <div class="table-scroll">
-                <table id="audit-log">
-                    <thead><tr>
-                        <th>{t.admin_col_time}</th>
-                        <th>{t.admin_col_actor}</th>
-                        <th>{t.admin_col_action}</th>
-                        <th>{t.admin_col_detail}</th>
-                    </tr></thead>
-                    <tbody>{rows}</tbody>
-                </table>
-            </div>
-        }
-        .into_any()
-    };
-
     view! {
         <AdminShell title=title.clone() section=Section::Users>
             <p><a href="/admin/users">{t.admin_back_to_users}</a></p>
@@ -289,7 +266,7 @@ fn UserDetail(detail: Detail) -> impl IntoView {
             {history_table}
             {older}
             <h2>{t.admin_audit_title}</h2>
-            {audit_table}
+            <AuditTable id="audit-log" entries=audit />
         </AdminShell>
     }
 }
@@ -298,12 +275,44 @@ fn yes_no(value: bool, t: &Text) -> &'static str {
     if value { t.admin_yes } else { t.admin_no }
 }
 
-/// One row of an audit log (a user's, or a site's with `label` naming its action).
+/// An audit log: a user's, or with `label` naming each action, a site's.
 #[component]
-pub(super) fn AuditLine(
-    entry: AuditEntry,
-    #[prop(optional)] label: Option<String>,
+pub(super) fn AuditTable(
+    /// The table's id.
+    id: &'static str,
+    entries: Vec<AuditEntry>,
+    #[prop(optional)] label: Option<fn(&str) -> String>,
 ) -> impl IntoView {
+    let t = expect_context::<Lang>().text();
+    if entries.is_empty() {
+        return view! { <p class="muted">{t.admin_no_audit}</p> }.into_any();
+    }
+    let rows = entries
+        .into_iter()
+        .map(|entry| {
+            let label = label.map(|name| name(&entry.action));
+            view! { <AuditLine entry label /> }
+        })
+        .collect_view();
+    view! {
+        <div class="table-scroll">
+            <table id=id>
+                <thead><tr>
+                    <th>{t.admin_col_time}</th>
+                    <th>{t.admin_col_actor}</th>
+                    <th>{t.admin_col_action}</th>
+                    <th>{t.admin_col_detail}</th>
+                </tr></thead>
+                <tbody>{rows}</tbody>
+            </table>
+        </div>
+    }
+    .into_any()
+}
+
+/// One row of an audit log.
+#[component]
+fn AuditLine(entry: AuditEntry, label: Option<String>) -> impl IntoView {
     let t: &'static Text = expect_context::<Lang>().text();
     let actor = match (entry.actor_user_id, entry.actor_phone) {
         (Some(id), Some(phone)) => {

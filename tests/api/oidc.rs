@@ -104,7 +104,7 @@ async fn a_site_logs_a_person_in_with_an_ordinary_oidc_client() {
         "the login page names the site"
     );
     assert!(back.starts_with("/oidc/authorize?"), "{back}");
-    let redirect = location(&browser.get(app.url(&back)).send().await.unwrap());
+    let redirect = goes_to(&app, &browser, &back).await;
     assert!(
         redirect.contains(&format!("iss={}", urlencode(&issuer(&app)))),
         "{redirect}"
@@ -244,13 +244,18 @@ async fn a_site_logs_a_person_in_with_an_ordinary_oidc_client() {
         id_token,
         urlencode(AFTER_LOGOUT)
     );
-    let bye = location(&browser.get(app.url(&logout)).send().await.unwrap());
+    let bye = goes_to(&app, &browser, &logout).await;
     assert_eq!(bye, format!("{AFTER_LOGOUT}?state=bye1"));
     let home = app.page_text(&browser, "/").await;
     assert!(
         home.contains("id=\"login-link\""),
         "the wxlogin session ended"
     );
+}
+
+/// Where GET `path` in `browser` redirects.
+async fn goes_to(app: &TestApp, browser: &reqwest::Client, path: &str) -> String {
+    location(&browser.get(app.url(path)).send().await.unwrap())
 }
 
 fn urlencode(s: &str) -> String {
@@ -299,17 +304,11 @@ async fn logged_in_once(app: &TestApp) -> (Site, reqwest::Client) {
     let (client_id, secret) = register(app, "Site", false).await;
     let site = Site { client_id, secret };
     let browser = app.browser();
-    let to_login = location(
-        &browser
-            .get(app.url(&site.authorize("")))
-            .send()
-            .await
-            .unwrap(),
-    );
+    let to_login = goes_to(app, &browser, &site.authorize("")).await;
     let (back, _) = app
         .log_in_at(&browser, &to_login, "o_oidc_again", Some("13800138022"))
         .await;
-    let redirect = location(&browser.get(app.url(&back)).send().await.unwrap());
+    let redirect = goes_to(app, &browser, &back).await;
     code_of(&redirect);
     (site, browser)
 }
@@ -319,13 +318,7 @@ async fn a_second_visit_is_silent_and_prompt_none_without_a_session_is_refused()
     let app = spawn_app().await;
     let (site, browser) = logged_in_once(&app).await;
     // Logged in: prompt=none goes straight back with a code.
-    let redirect = location(
-        &browser
-            .get(app.url(&site.authorize("&prompt=none")))
-            .send()
-            .await
-            .unwrap(),
-    );
+    let redirect = goes_to(&app, &browser, &site.authorize("&prompt=none")).await;
     let (code, state) = code_of(&redirect);
     assert_eq!(state, "s1");
     let (status, tokens) = site.exchange(&app, &code).await;
@@ -351,20 +344,14 @@ async fn a_second_visit_is_silent_and_prompt_none_without_a_session_is_refused()
 async fn prompt_login_asks_for_a_fresh_scan_even_with_a_session() {
     let app = spawn_app().await;
     let (site, browser) = logged_in_once(&app).await;
-    let to_login = location(
-        &browser
-            .get(app.url(&site.authorize("&prompt=login")))
-            .send()
-            .await
-            .unwrap(),
-    );
+    let to_login = goes_to(&app, &browser, &site.authorize("&prompt=login")).await;
     assert!(to_login.starts_with("/login?next="), "{to_login}");
     // The fresh scan (no binding this time) brings the person back, and a code is issued,
     // without another round to the login page.
     let (back, _) = app
         .log_in_at(&browser, &to_login, "o_oidc_again", None)
         .await;
-    let redirect = location(&browser.get(app.url(&back)).send().await.unwrap());
+    let redirect = goes_to(&app, &browser, &back).await;
     let (code, _) = code_of(&redirect);
     assert_eq!(site.exchange(&app, &code).await.0, 200);
 }
@@ -408,7 +395,7 @@ async fn untrusted_clients_and_redirects_are_shown_never_followed() {
             "/oidc/authorize?client_id={client_id}&redirect_uri={}&state=s9&{rest}",
             urlencode(REDIRECT)
         );
-        let to = location(&browser.get(app.url(&path)).send().await.unwrap());
+        let to = goes_to(&app, &browser, &path).await;
         assert!(to.starts_with(REDIRECT), "{path} -> {to}");
         assert!(to.contains(&format!("error={error}")), "{path} -> {to}");
         assert!(to.contains("state=s9"), "{to}");
@@ -419,13 +406,7 @@ async fn untrusted_clients_and_redirects_are_shown_never_followed() {
 async fn a_code_redeemed_twice_at_once_gives_tokens_once_and_the_replay_revokes_them() {
     let app = spawn_app().await;
     let (site, browser) = logged_in_once(&app).await;
-    let redirect = location(
-        &browser
-            .get(app.url(&site.authorize("")))
-            .send()
-            .await
-            .unwrap(),
-    );
+    let redirect = goes_to(&app, &browser, &site.authorize("")).await;
     let (code, _) = code_of(&redirect);
     let tries = futures::future::join_all((0..20).map(|_| site.exchange(&app, &code))).await;
     let winners: Vec<_> = tries.iter().filter(|(status, _)| *status == 200).collect();
@@ -449,13 +430,7 @@ async fn a_code_redeemed_twice_at_once_gives_tokens_once_and_the_replay_revokes_
 async fn a_disabled_person_gets_no_token_and_their_tokens_stop_working() {
     let app = spawn_app().await;
     let (site, browser) = logged_in_once(&app).await;
-    let redirect = location(
-        &browser
-            .get(app.url(&site.authorize("")))
-            .send()
-            .await
-            .unwrap(),
-    );
+    let redirect = goes_to(&app, &browser, &site.authorize("")).await;
     let (code, _) = code_of(&redirect);
     let (status, tokens) = site.exchange(&app, &code).await;
     assert_eq!(status, 200);
@@ -474,13 +449,7 @@ async fn a_disabled_person_gets_no_token_and_their_tokens_stop_working() {
     };
     assert_eq!(info(access.clone()).await, 200);
     // A new code, then the admin disables the person before it is exchanged.
-    let redirect = location(
-        &browser
-            .get(app.url(&site.authorize("")))
-            .send()
-            .await
-            .unwrap(),
-    );
+    let redirect = goes_to(&app, &browser, &site.authorize("")).await;
     let (code, _) = code_of(&redirect);
     app.exec("UPDATE users SET disabled = 1 WHERE phone = '+8613800138022'")
         .await;
@@ -506,13 +475,7 @@ async fn a_disabled_person_gets_no_token_and_their_tokens_stop_working() {
 async fn clients_must_authenticate_and_public_ones_need_pkce() {
     let app = spawn_app().await;
     let (site, browser) = logged_in_once(&app).await;
-    let redirect = location(
-        &browser
-            .get(app.url(&site.authorize("")))
-            .send()
-            .await
-            .unwrap(),
-    );
+    let redirect = goes_to(&app, &browser, &site.authorize("")).await;
     let (code, _) = code_of(&redirect);
     let wrong = Site {
         client_id: site.client_id.clone(),
@@ -533,13 +496,7 @@ async fn clients_must_authenticate_and_public_ones_need_pkce() {
         client_id: public_id,
         secret: None,
     };
-    let to = location(
-        &browser
-            .get(app.url(&spa.authorize("")))
-            .send()
-            .await
-            .unwrap(),
-    );
+    let to = goes_to(&app, &browser, &spa.authorize("")).await;
     assert!(to.contains("error=invalid_request"), "{to}");
     // With PKCE it works, and the SPA's origin may call the token endpoint (CORS).
     let verifier = "v".repeat(50);
@@ -548,15 +505,14 @@ async fn clients_must_authenticate_and_public_ones_need_pkce() {
         use sha2::Digest;
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(&verifier))
     };
-    let to = location(
-        &browser
-            .get(app.url(&spa.authorize(&format!(
-                "&code_challenge={challenge}&code_challenge_method=S256"
-            ))))
-            .send()
-            .await
-            .unwrap(),
-    );
+    let to = goes_to(
+        &app,
+        &browser,
+        &spa.authorize(&format!(
+            "&code_challenge={challenge}&code_challenge_method=S256"
+        )),
+    )
+    .await;
     let (code, _) = code_of(&to);
     let exchange = |origin: &'static str, verifier: String| {
         let url = app.url("/oidc/token");
@@ -580,15 +536,14 @@ async fn clients_must_authenticate_and_public_ones_need_pkce() {
     let bad = exchange("http://127.0.0.1:9", "w".repeat(50)).await;
     assert_eq!(bad.status(), 400, "a wrong verifier fails");
     // (The failed verifier spent the code, as RFC 7636 allows; start again.)
-    let to = location(
-        &browser
-            .get(app.url(&spa.authorize(&format!(
-                "&code_challenge={challenge}&code_challenge_method=S256"
-            ))))
-            .send()
-            .await
-            .unwrap(),
-    );
+    let to = goes_to(
+        &app,
+        &browser,
+        &spa.authorize(&format!(
+            "&code_challenge={challenge}&code_challenge_method=S256"
+        )),
+    )
+    .await;
     let (fresh_code, _) = code_of(&to);
     let form = [
         ("grant_type", "authorization_code".to_owned()),
@@ -702,13 +657,7 @@ async fn the_bind_page_of_a_site_login_lets_its_form_lead_back_to_the_site() {
     let (client_id, secret) = register(&app, "Site", false).await;
     let site = Site { client_id, secret };
     let browser = app.browser();
-    let to_login = location(
-        &browser
-            .get(app.url(&site.authorize("")))
-            .send()
-            .await
-            .unwrap(),
-    );
+    let to_login = goes_to(&app, &browser, &site.authorize("")).await;
     let page = browser.get(app.url(&to_login)).send().await.unwrap();
     let html = page.text().await.unwrap();
     let ticket = crate::helpers::between(&html, "/sandbox/scan/", "\"").unwrap();
