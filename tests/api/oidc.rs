@@ -505,20 +505,22 @@ async fn clients_must_authenticate_and_public_ones_need_pkce() {
         use sha2::Digest;
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(&verifier))
     };
-    let to = goes_to(
-        &app,
-        &browser,
-        &spa.authorize(&format!(
-            "&code_challenge={challenge}&code_challenge_method=S256"
-        )),
-    )
-    .await;
-    let (code, _) = code_of(&to);
-    let exchange = |origin: &'static str, verifier: String| {
+    let pkce_code = || async {
+        let to = goes_to(
+            &app,
+            &browser,
+            &spa.authorize(&format!(
+                "&code_challenge={challenge}&code_challenge_method=S256"
+            )),
+        )
+        .await;
+        code_of(&to).0
+    };
+    let exchange = |code: String, verifier: String| {
         let url = app.url("/oidc/token");
         let form = [
             ("grant_type", "authorization_code".to_owned()),
-            ("code", code.clone()),
+            ("code", code),
             ("redirect_uri", REDIRECT.to_owned()),
             ("client_id", spa.client_id.clone()),
             ("code_verifier", verifier),
@@ -526,39 +528,17 @@ async fn clients_must_authenticate_and_public_ones_need_pkce() {
         async move {
             reqwest::Client::new()
                 .post(url)
-                .header("origin", origin)
+                .header("origin", "http://127.0.0.1:9")
                 .form(&form)
                 .send()
                 .await
                 .unwrap()
         }
     };
-    let bad = exchange("http://127.0.0.1:9", "w".repeat(50)).await;
+    let bad = exchange(pkce_code().await, "w".repeat(50)).await;
     assert_eq!(bad.status(), 400, "a wrong verifier fails");
     // (The failed verifier spent the code, as RFC 7636 allows; start again.)
-    let to = goes_to(
-        &app,
-        &browser,
-        &spa.authorize(&format!(
-            "&code_challenge={challenge}&code_challenge_method=S256"
-        )),
-    )
-    .await;
-    let (fresh_code, _) = code_of(&to);
-    let form = [
-        ("grant_type", "authorization_code".to_owned()),
-        ("code", fresh_code),
-        ("redirect_uri", REDIRECT.to_owned()),
-        ("client_id", spa.client_id.clone()),
-        ("code_verifier", verifier.clone()),
-    ];
-    let ok = reqwest::Client::new()
-        .post(app.url("/oidc/token"))
-        .header("origin", "http://127.0.0.1:9")
-        .form(&form)
-        .send()
-        .await
-        .unwrap();
+    let ok = exchange(pkce_code().await, verifier.clone()).await;
     assert_eq!(ok.status(), 200);
     assert_eq!(
         ok.headers()["access-control-allow-origin"],
