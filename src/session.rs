@@ -76,15 +76,15 @@ impl WebSession {
         Ok(self.0.get(AUTH_TIME).await?)
     }
 
-    /// Notes that a site's request sent the person to scan again at `at` (`prompt=login`,
-    /// `max_age`): a login after it is the fresh one asked for.
-    pub async fn start_reauth(&self, at: i64) -> Result<(), AppError> {
-        self.0.insert(REAUTH, at).await?;
+    /// Notes that the authorization request at `request` (a path) sent the person to log in:
+    /// the login that brings them back to it is the fresh one it asked for.
+    pub async fn start_reauth(&self, request: &str) -> Result<(), AppError> {
+        self.0.insert(REAUTH, request).await?;
         Ok(())
     }
 
-    /// When the pending fresh login was asked for.
-    pub async fn reauth_started(&self) -> Result<Option<i64>, AppError> {
+    /// The authorization request that sent the person to log in, if one is waiting.
+    pub async fn reauth_for(&self) -> Result<Option<String>, AppError> {
         Ok(self.0.get(REAUTH).await?)
     }
 

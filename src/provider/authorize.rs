@@ -82,12 +82,15 @@ async fn authorize(
         Some(user) if may_log_in(user) => Some(user),
         _ => None,
     };
+    let here = SafePath::parse(&format!("{}?{raw}", oidc::discovery::AUTHORIZE))
+        .ok_or_else(|| shown("the request is too long".into()))?;
     let auth_time = session.auth_time().await?;
-    // A login this request itself sent the person to counts as fresh, whatever `prompt` or
-    // `max_age` say: it is the fresh scan they asked for.
-    let asked_at = session.reauth_started().await?;
+    // The login this very request sent the person to counts as fresh, whatever `prompt` or
+    // `max_age` say: it is the fresh scan they asked for (the session was ended before it, so
+    // whoever is logged in now scanned since). Any other request judges the login's age.
+    let sent_here = session.reauth_for().await?.as_deref() == Some(here.as_str());
     let fresh = match (signed_in, auth_time) {
-        (Some(_), Some(at)) if asked_at.is_some_and(|asked| at >= asked) => true,
+        (Some(_), Some(_)) if sent_here => true,
         (Some(_), Some(at)) => request.prompt != Prompt::Login && request.fresh_enough(at, t_now),
         _ => false,
     };
@@ -106,12 +109,10 @@ async fn authorize(
     }
     // To the login page, and back here after it. A session that isn't fresh enough ends
     // first, so the person scans again.
-    let here = SafePath::parse(&format!("{}?{raw}", oidc::discovery::AUTHORIZE))
-        .ok_or_else(|| shown("the request is too long".into()))?;
     if signed_in.is_some() {
         session.log_out().await?;
     }
-    session.start_reauth(t_now).await?;
+    session.start_reauth(here.as_str()).await?;
     let to = format!(
         "/login?{}",
         serde_urlencoded::to_string([("next", here.as_str())]).expect("strings encode")

@@ -665,3 +665,23 @@ async fn the_bind_page_of_a_site_login_lets_its_form_lead_back_to_the_site() {
             .ends_with("form-action 'self'")
     );
 }
+
+#[tokio::test]
+async fn an_abandoned_fresh_login_request_does_not_excuse_a_later_one() {
+    let app = spawn_app().await;
+    let (client_id, secret) = register(&app, "Site", false).await;
+    let site = Site { client_id, secret };
+    let browser = app.browser();
+    // A site asks for a fresh login; the person goes elsewhere instead.
+    let to = goes_to(&app, &browser, &site.authorize("&prompt=login")).await;
+    assert!(to.starts_with("/login?next="), "{to}");
+    // They log in on wxlogin itself.
+    app.log_in_new_user(&browser, "o_oidc_stale", "13800138061")
+        .await;
+    // A later request for a fresh login is not satisfied by that login.
+    let later = goes_to(&app, &browser, &site.authorize("&prompt=login&max_age=600")).await;
+    assert!(
+        later.starts_with("/login?next="),
+        "a fresh scan again: {later}"
+    );
+}
