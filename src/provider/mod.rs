@@ -96,7 +96,8 @@ async fn jwks(
     Ok(cacheable(Json(serde_json::json!({ "keys": jwks }))))
 }
 
-/// Public documents may be cached a little (a rotated key is published before it signs).
+/// Public documents may be cached a minute: a relying party that meets a token signed by a key
+/// newer than its copy of the JWKS fetches the JWKS again (OIDC Core §10.1.1).
 fn cacheable(body: impl IntoResponse) -> Response {
     let mut response = body.into_response();
     response.headers_mut().insert(
