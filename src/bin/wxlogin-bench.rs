@@ -581,6 +581,13 @@ struct Table {
 }
 
 impl Table {
+    /// A table whose rows end with [`latency_and_cpu`]'s five cells.
+    fn timed(title: impl Into<String>, leading: &[&str]) -> Table {
+        let mut header = leading.to_vec();
+        header.extend(["p50 ms", "p99 ms", "max ms", "server CPU %", "bench CPU %"]);
+        Table::new(title, &header)
+    }
+
     fn new(title: impl Into<String>, header: &[&str]) -> Table {
         Table {
             title: title.into(),
@@ -1647,23 +1654,11 @@ async fn main() -> anyhow::Result<()> {
                 "bench CPU %",
             ],
         ),
-        callbacks: Table::new(
+        callbacks: Table::timed(
             "3. Callback throughput (new FromUserName each, unknown scene -> \"expired\" reply after the full transaction)",
-            &[
-                "mode",
-                "run",
-                "in flight",
-                "requests",
-                "errors",
-                "per s",
-                "p50 ms",
-                "p99 ms",
-                "max ms",
-                "server CPU %",
-                "bench CPU %",
-            ],
+            &["mode", "run", "in flight", "requests", "errors", "per s"],
         ),
-        callbacks_at_rate: Table::new(
+        callbacks_at_rate: Table::timed(
             "3b. Callbacks on a fixed schedule (open loop, timed from each one's scheduled moment)",
             &[
                 "mode",
@@ -1672,33 +1667,17 @@ async fn main() -> anyhow::Result<()> {
                 "target per s",
                 "sent per s",
                 "errors",
-                "p50 ms",
-                "p99 ms",
-                "max ms",
-                "server CPU %",
-                "bench CPU %",
             ],
         ),
-        pages: Table::new(
+        pages: Table::timed(
             "4. Login page (GET /login with no cookie: new session, new scene, new QR)",
-            &[
-                "run",
-                "in flight",
-                "pages",
-                "errors",
-                "per s",
-                "p50 ms",
-                "p99 ms",
-                "max ms",
-                "server CPU %",
-                "bench CPU %",
-            ],
+            &["run", "in flight", "pages", "errors", "per s"],
         ),
         bytes: Table::new(
             "4b. First visit (bytes)",
             &["resource", "body", "on the wire"],
         ),
-        oidc: Table::new(
+        oidc: Table::timed(
             "5. OpenID Connect: code -> tokens (RS256 id_token) and userinfo",
             &[
                 "endpoint",
@@ -1707,11 +1686,6 @@ async fn main() -> anyhow::Result<()> {
                 "requests",
                 "errors",
                 "per s",
-                "p50 ms",
-                "p99 ms",
-                "max ms",
-                "server CPU %",
-                "bench CPU %",
             ],
         ),
         tokens: Table::new(
