@@ -112,9 +112,56 @@ pub fn describe_user_agent(ua: &str) -> Option<String> {
     }
 }
 
+/// What kind of browser a login page is opened in, which decides the way in it offers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Device {
+    /// WeChat's own browser (`MicroMessenger` in the User-Agent): web authorization works.
+    WechatBrowser,
+    /// Any other browser on a phone or tablet (WeCom's too: it is not WeChat): the QR code
+    /// can't be scanned from the same screen.
+    Phone,
+    /// A computer: scan the QR code with a phone.
+    Desktop,
+}
+
+impl Device {
+    /// The kind of browser behind `user_agent`.
+    pub fn of(user_agent: &str) -> Device {
+        // WeCom's browser says `MicroMessenger` too, and adds `wxwork`.
+        if user_agent.contains("MicroMessenger") && !user_agent.contains("wxwork") {
+            return Device::WechatBrowser;
+        }
+        let phone = ["Mobile", "Android", "iPhone", "iPad", "HarmonyOS"]
+            .iter()
+            .any(|needle| user_agent.contains(needle));
+        if phone {
+            Device::Phone
+        } else {
+            Device::Desktop
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn wechat_wecom_phones_and_computers_are_told_apart() {
+        let wechat = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 \
+            (KHTML, like Gecko) Mobile/15E148 MicroMessenger/8.0.47(0x18002f2c) NetType/WIFI";
+        let wecom = "Mozilla/5.0 (Linux; Android 13) AppleWebKit/537.36 Chrome/116.0 Mobile \
+            Safari/537.36 wxwork/4.1.10 MicroMessenger/7.0.1";
+        let safari = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 \
+            (KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1";
+        let desktop =
+            "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/120.0 Safari/537.36";
+        assert_eq!(Device::of(wechat), Device::WechatBrowser);
+        assert_eq!(Device::of(wecom), Device::Phone);
+        assert_eq!(Device::of(safari), Device::Phone);
+        assert_eq!(Device::of(desktop), Device::Desktop);
+        assert_eq!(Device::of(""), Device::Desktop);
+    }
 
     fn headers(xff: &str) -> HeaderMap {
         let mut h = HeaderMap::new();

@@ -1,4 +1,5 @@
-//! `/`: who is logged in (phone masked), with a log-out button; a login link otherwise.
+//! `/`: who is logged in (phone masked), with a log-out button, and a card suggesting to follow
+//! the Official Account after a login that didn't follow it; a login link otherwise.
 
 use axum::Router;
 use leptos::prelude::*;
@@ -42,13 +43,39 @@ fn HomePage() -> impl IntoView {
             Some(_) => Some(session.csrf_token().await?),
             None => None,
         };
-        Ok(view! { <Home phone=user.map(|u| u.phone) csrf /> }.into_any())
+        let follow = match &user {
+            Some(user) => suggest_following(&request.state, &session, user).await?,
+            None => false,
+        };
+        Ok(view! { <Home phone=user.map(|u| u.phone) csrf follow /> }.into_any())
     })
 }
 
-/// The home page for the person logged in with `phone`, or for nobody.
+/// Whether to show `user` the "follow us" card: after a web authorization found them not
+/// following, until they follow (the callback of their follow says so).
+async fn suggest_following(
+    state: &AppState,
+    session: &WebSession,
+    user: &crate::store::User,
+) -> crate::error::AppResult<bool> {
+    if state.settings.phones.follow_qr_url.is_none() || !session.follow_hint().await? {
+        return Ok(false);
+    }
+    let following = match &user.openid {
+        Some(openid) => state.store.users.following(openid).await?,
+        None => None,
+    };
+    if following == Some(true) {
+        session.set_follow_hint(false).await?;
+        return Ok(false);
+    }
+    Ok(true)
+}
+
+/// The home page for the person logged in with `phone`, or for nobody; `follow` shows the
+/// card suggesting to follow the account.
 #[component]
-fn Home(phone: Option<String>, csrf: Option<String>) -> impl IntoView {
+fn Home(phone: Option<String>, csrf: Option<String>, follow: bool) -> impl IntoView {
     let t = expect_context::<Lang>().text();
     let body = match (phone, csrf) {
         (Some(phone), Some(csrf)) => view! {
@@ -62,6 +89,13 @@ fn Home(phone: Option<String>, csrf: Option<String>) -> impl IntoView {
                 <CsrfField token=csrf />
                 <button type="submit" class="link">{t.logout_everywhere}</button>
             </form>
+            {follow.then(|| view! {
+                <aside id="follow-card" class="follow-card" aria-labelledby="follow-title">
+                    <h2 id="follow-title">{t.follow_title}</h2>
+                    <p>{t.follow_hint}</p>
+                    <img src="/login/follow-qr.png" alt=t.follow_qr_alt width="160" height="160" />
+                </aside>
+            })}
         }
         .into_any(),
         _ => view! {

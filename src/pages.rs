@@ -77,7 +77,7 @@ where
 
 /// Where a page sends the browser instead of showing itself.
 pub enum Detour {
-    /// `303 See Other` to a path of this site.
+    /// `303 See Other` to a path of this site (or to WeChat, to authorize).
     Redirect(String),
     /// A whole other response: an error page, or an extractor's rejection.
     Answer(Response),

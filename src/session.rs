@@ -5,16 +5,17 @@ use axum::{extract::FromRequestParts, http::request::Parts};
 use subtle::ConstantTimeEq;
 use tower_sessions::Session;
 
-use crate::{config::HostPattern, error::AppError, util::random_hex};
+use crate::{config::HostPattern, error::AppError, store::LoginMethod, util::random_hex};
 
 const BROWSER_KEY: &str = "browser_key";
 const USER_ID: &str = "user_id";
 const EPOCH: &str = "session_epoch";
 const NEXT: &str = "next";
 const CSRF: &str = "csrf";
-const BIND_PHONE: &str = "bind_phone";
 const AUTH_TIME: &str = "auth_time";
 const REAUTH: &str = "oidc_reauth";
+const METHOD: &str = "login_method";
+const FOLLOW_HINT: &str = "follow_hint";
 
 /// The session of the browser making the request.
 pub struct WebSession(Session);
@@ -58,16 +59,47 @@ impl WebSession {
         Ok(Some((id, self.0.get::<i64>(EPOCH).await?.unwrap_or(0))))
     }
 
-    /// Logs `user_id` in at their current session `epoch`. The session id changes so an id
-    /// planted before login is worthless.
-    pub async fn log_in(&self, user_id: i64, epoch: i64) -> Result<(), AppError> {
+    /// Logs `user_id` in at their current session `epoch`, having logged in by `method`. The
+    /// session id changes so an id planted before login is worthless.
+    pub async fn log_in(
+        &self,
+        user_id: i64,
+        epoch: i64,
+        method: LoginMethod,
+    ) -> Result<(), AppError> {
         self.0.cycle_id().await?;
         // A fresh CSRF token too: one seen before login is worth nothing after it.
         self.0.remove_value(CSRF).await?;
         self.0.insert(USER_ID, user_id).await?;
         self.0.insert(EPOCH, epoch).await?;
         self.0.insert(AUTH_TIME, crate::util::now()).await?;
+        self.0.insert(METHOD, method.as_str()).await?;
         Ok(())
+    }
+
+    /// How the person logged in (a scan for a session logged in before this was kept).
+    pub async fn login_method(&self) -> Result<LoginMethod, AppError> {
+        let stored: Option<String> = self.0.get(METHOD).await?;
+        Ok(stored
+            .as_deref()
+            .and_then(LoginMethod::parse)
+            .unwrap_or_default())
+    }
+
+    /// Asks the next page to suggest following the Official Account (a web authorization
+    /// logs in without following).
+    pub async fn set_follow_hint(&self, on: bool) -> Result<(), AppError> {
+        if on {
+            self.0.insert(FOLLOW_HINT, true).await?;
+        } else {
+            self.0.remove_value(FOLLOW_HINT).await?;
+        }
+        Ok(())
+    }
+
+    /// Whether to suggest following the account.
+    pub async fn follow_hint(&self) -> Result<bool, AppError> {
+        Ok(self.0.get::<bool>(FOLLOW_HINT).await?.unwrap_or(false))
     }
 
     /// When the person last scanned to log in (OIDC's `auth_time`); `None` for a session
@@ -125,20 +157,20 @@ impl WebSession {
             .unwrap_or_else(|| ReturnTo(SafePath::home().0)))
     }
 
-    /// The phone (national form) a binding in progress sent a code to.
-    pub async fn bind_phone(&self) -> Result<Option<String>, AppError> {
-        Ok(self.0.get(BIND_PHONE).await?)
+    /// The phone (national form) the SMS-code form `step` sent a code to.
+    pub async fn code_phone(&self, step: PhoneStep) -> Result<Option<String>, AppError> {
+        Ok(self.0.get(step.key()).await?)
     }
 
-    /// Remembers the phone a code was sent to, for the code step.
-    pub async fn set_bind_phone(&self, national: &str) -> Result<(), AppError> {
-        self.0.insert(BIND_PHONE, national).await?;
+    /// Remembers the phone a code was sent to, for the code step of `step`.
+    pub async fn set_code_phone(&self, step: PhoneStep, national: &str) -> Result<(), AppError> {
+        self.0.insert(step.key(), national).await?;
         Ok(())
     }
 
-    /// Forgets the binding's phone (done, or the person wants another number).
-    pub async fn clear_bind_phone(&self) -> Result<(), AppError> {
-        self.0.remove_value(BIND_PHONE).await?;
+    /// Forgets the phone of `step` (done, or the person wants another number).
+    pub async fn clear_code_phone(&self, step: PhoneStep) -> Result<(), AppError> {
+        self.0.remove_value(step.key()).await?;
         Ok(())
     }
 
@@ -159,6 +191,24 @@ impl WebSession {
         match expected {
             Some(expected) if bool::from(expected.as_bytes().ct_eq(submitted.as_bytes())) => Ok(()),
             _ => Err(AppError::Forbidden),
+        }
+    }
+}
+
+/// Which SMS-code form a phone number was typed into: each keeps its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PhoneStep {
+    /// Binding a phone to a first-time WeChat.
+    Bind,
+    /// Logging in with an SMS code.
+    Login,
+}
+
+impl PhoneStep {
+    fn key(self) -> &'static str {
+        match self {
+            PhoneStep::Bind => "bind_phone",
+            PhoneStep::Login => "login_phone",
         }
     }
 }

@@ -53,6 +53,10 @@ impl Application {
             .public_url
             .clone()
             .unwrap_or_else(|| self_url.clone());
+        if settings.mode == Mode::Sandbox {
+            // The sandbox's "WeChat browser" pages are opened by the browser, at the public URL.
+            settings.phones.oauth_base = public_url.join("sandbox/")?;
+        }
 
         let store = Store::open(&settings.database_url).await?;
         let code_key = store.keys.app_key("sms_code_hmac").await?;

@@ -11,7 +11,7 @@ use crate::{
     },
     client_info::describe_user_agent,
     pages::{PageRequest, page},
-    store::{Dashboard, LoginRow, Outcome},
+    store::{Dashboard, LoginMethod, LoginRow, Outcome},
     ui::{Lang, Text, mask_phone},
     util::now,
 };
@@ -188,6 +188,15 @@ pub fn outcome_label(outcome: Outcome, t: &Text) -> &'static str {
     }
 }
 
+/// The label of a login method.
+pub fn method_label(method: LoginMethod, t: &Text) -> &'static str {
+    match method {
+        LoginMethod::Scan => t.method_scan,
+        LoginMethod::WechatOauth => t.method_wechat_oauth,
+        LoginMethod::Sms => t.method_sms,
+    }
+}
+
 /// One `<li>` of the latest scans (also what `/admin/events` pushes).
 #[component]
 pub fn LoginItem(row: LoginRow) -> impl IntoView {
@@ -197,6 +206,7 @@ pub fn LoginItem(row: LoginRow) -> impl IntoView {
             <a href=format!("/admin/users/{id}")>{mask_phone(phone)}</a>
         }
         .into_any(),
+        _ if row.openid.is_empty() => view! { <span class="muted">"—"</span> }.into_any(),
         _ => view! { <code>{row.openid.clone()}</code> }.into_any(),
     };
     let place = format!(
@@ -211,6 +221,8 @@ pub fn LoginItem(row: LoginRow) -> impl IntoView {
             {who}
             " "
             <span class=format!("outcome outcome-{}", row.outcome.as_str())>{outcome_label(row.outcome, t)}</span>
+            " "
+            <span class=format!("method method-{}", row.method.as_str())>{method_label(row.method, t)}</span>
             " "
             <span class="muted">{place}</span>
         </li>

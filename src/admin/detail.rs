@@ -13,7 +13,7 @@ use serde::Deserialize;
 use crate::{
     admin::{
         audit::Action,
-        dashboard::outcome_label,
+        dashboard::{method_label, outcome_label},
         guard::AdminUser,
         layout::{AdminShell, Section},
         query::{bad_query, parse_query, user_id},
@@ -226,6 +226,7 @@ fn UserDetail(detail: Detail) -> impl IntoView {
                                 .unwrap_or_else(|| "?".into())}
                         </td>
                         <td class=format!("outcome outcome-{}", e.outcome.as_str())>{outcome_label(e.outcome, t)}</td>
+                        <td class=format!("method method-{}", e.method.as_str())>{method_label(e.method, t)}</td>
                     </tr>
                 }
             })
@@ -238,6 +239,7 @@ fn UserDetail(detail: Detail) -> impl IntoView {
                         <th>{t.admin_col_ip}</th>
                         <th>{t.admin_col_user_agent}</th>
                         <th>{t.admin_col_outcome}</th>
+                        <th>{t.admin_col_method}</th>
                     </tr></thead>
                     <tbody>{rows}</tbody>
                 </table>

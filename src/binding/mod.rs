@@ -1,5 +1,6 @@
-//! Phone binding: a person scanning for the first time proves a phone number with an SMS code,
-//! and their WeChat is linked to the user with that number (made if needed).
+//! SMS codes: phone binding, where a person scanning for the first time proves a phone number
+//! with an SMS code and their WeChat is linked to the user with that number (made if needed),
+//! and logging in with a code ([`phone_login`], the same codes and limits).
 //!
 //! Only the browser whose scan needs it may bind, and only while its QR code lives. Codes are
 //! 6 digits from the OS CSPRNG, valid 5 minutes, and stored only as a keyed hash. The limits
@@ -8,6 +9,7 @@
 
 pub mod code;
 pub mod limits;
+mod phone_login;
 mod views;
 
 use axum::{
@@ -32,7 +34,7 @@ use crate::{
     metrics::Metrics,
     oidc::authorize,
     pages::{self, Detour, PageRequest, page},
-    session::{ReturnTo, WebSession},
+    session::{PhoneStep, ReturnTo, WebSession},
     state::AppState,
     store::{LinkRequest, Linked, NewCode},
     ui::{Lang, fill},
@@ -40,13 +42,15 @@ use crate::{
 };
 pub use code::CODE_TTL_SECONDS;
 use code::CodeCheck;
-use views::{Bind, BindForm, render};
+use views::{BindForm, CodeForms, Flow, render};
 
 /// Routes of this feature.
 pub fn router() -> Router<AppState> {
     pages::serve(Router::new(), BindPages)
         .route("/bind/code", post(send_code))
         .route("/bind/verify", post(verify_code))
+        .route("/login/sms/code", post(phone_login::send_code))
+        .route("/login/sms/verify", post(phone_login::verify_code))
 }
 
 /// Where a request to `/bind` stands.
@@ -116,6 +120,7 @@ fn BindPages() -> impl IntoView {
         <PageRouter>
             <Routes fallback=pages::not_found>
                 <Route path=path!("/bind") view=BindPage />
+                <Route path=path!("/login/sms") view=phone_login::SmsLoginPage />
             </Routes>
         </PageRouter>
     }
@@ -133,11 +138,16 @@ fn BindPage() -> impl IntoView {
             Access::Elsewhere(to) => return Err(Detour::to(to)),
         };
         if query.change.is_some() {
-            session.clear_bind_phone().await?;
+            session.clear_code_phone(PhoneStep::Bind).await?;
         }
-        let form = match session.bind_phone().await?.and_then(|p| Phone::parse(&p)) {
+        let target = Target {
+            flow: Flow::Bind,
+            key: scene.scene.clone(),
+        };
+        let stored = session.code_phone(PhoneStep::Bind).await?;
+        let form = match stored.and_then(|p| Phone::parse(&p)) {
             Some(phone) => {
-                let wait = resend_wait(&state, &scene.scene, &phone).await?;
+                let wait = target.resend_wait(&state, &phone).await?;
                 BindForm::Code {
                     phone,
                     wait,
@@ -153,7 +163,7 @@ fn BindPage() -> impl IntoView {
         if let Some(policy) = form_policy(&state, &session).await? {
             request.header(axum::http::header::CONTENT_SECURITY_POLICY, policy);
         }
-        Ok(view! { <Bind form csrf /> }.into_any())
+        Ok(view! { <CodeForms flow=Flow::Bind form csrf /> }.into_any())
     })
 }
 
@@ -176,133 +186,264 @@ async fn send_code(
         Access::Allowed(scene) => scene,
         Access::Elsewhere(to) => return Ok(Redirect::to(to).into_response()),
     };
+    let target = Target {
+        flow: Flow::Bind,
+        key: scene.scene.clone(),
+    };
+    let phone = match target
+        .parse_phone(&state, lang, &session, form.phone)
+        .await?
+    {
+        Ok(phone) => phone,
+        Err(answer) => return Ok(answer),
+    };
+    let code = match target
+        .store_code(&state, lang, &session, &client, phone)
+        .await?
+    {
+        Ok(code) => code,
+        Err(answer) => return Ok(answer),
+    };
     let t = lang.text();
-    let Some(phone) = Phone::parse(&form.phone) else {
-        let form = BindForm::Phone {
-            value: form.phone,
-            error: Some(t.err_phone.to_owned()),
-        };
-        return render(&state, lang, &session, form, StatusCode::BAD_REQUEST).await;
-    };
-    let limits = state.settings.sms.limits;
-    let code = code::new_code();
-    let t_now = now();
-    let new = NewCode {
-        scene: scene.scene.clone(),
-        phone: phone.e164().to_owned(),
-        code_hash: code::code_hash(&state.code_key, &scene.scene, &phone, &code),
-        created_at: t_now,
-        expires_at: t_now + CODE_TTL_SECONDS,
-        // The limits count by the address, or by its /64 for IPv6.
-        client_key: client.limit_key.clone(),
-    };
-    if let Err(blocked) = state.store.binding.insert_code(new, limits.send()).await? {
-        Metrics::inc(&state.metrics.sms_refused);
-        tracing::info!(phone = %phone, limit = ?blocked.limit, until = blocked.until, "SMS code refused by a limit");
-        let refused = Refused {
-            phone,
-            typed: form.phone,
-            blocked,
-            t_now,
-        };
-        return refuse_send(&state, lang, &session, &scene, refused).await;
-    }
-    if let Err(e) = state.sms.send(&phone, &code).await {
-        Metrics::inc(&state.metrics.sms_refused);
-        // The gateway's own code goes to the log; the person only learns "try again".
-        tracing::warn!(
-            provider = e.provider(),
-            gateway_code = e.gateway_code().unwrap_or("-"),
-            phone = %phone,
-            error = %e,
-            "SMS code not sent"
-        );
+    let phone = code.phone;
+    if let Err(e) = state.sms.send(&phone, &code.code).await {
+        sms_failed(&state, &phone, &e);
         // The code stays, and counts toward every limit like a delivered one: the gateway was
         // reached, and one that delivers and then reports failure (or times out after
         // delivering) must not make sending free. If it did arrive, it can be used; otherwise
         // a new one can be asked for when the resend cooldown ends, as the page says.
-        session.set_bind_phone(phone.national()).await?;
-        let wait = resend_wait(&state, &scene.scene, &phone).await?;
+        session
+            .set_code_phone(PhoneStep::Bind, phone.national())
+            .await?;
+        let wait = target.resend_wait(&state, &phone).await?;
         let form = BindForm::Code {
             phone,
             wait,
             error: Some(t.err_sms_failed.to_owned()),
         };
-        return render(
-            &state,
-            lang,
-            &session,
-            form,
-            StatusCode::SERVICE_UNAVAILABLE,
-        )
-        .await;
+        let status = StatusCode::SERVICE_UNAVAILABLE;
+        return render(&state, (lang, Flow::Bind), &session, form, status).await;
     }
     Metrics::inc(&state.metrics.sms_sent);
     tracing::info!(phone = %phone, "SMS code sent");
-    session.set_bind_phone(phone.national()).await?;
+    session
+        .set_code_phone(PhoneStep::Bind, phone.national())
+        .await?;
     // Post/redirect/get: reloading the page must not send another SMS.
     Ok(Redirect::to("/bind").into_response())
+}
+
+/// Logs a code the gateway didn't take. The gateway's own code goes to the log; the person
+/// only learns "try again" (or, logging in, nothing at all).
+fn sms_failed(state: &AppState, phone: &Phone, e: &crate::sms::SmsError) {
+    Metrics::inc(&state.metrics.sms_refused);
+    tracing::warn!(
+        provider = e.provider(),
+        gateway_code = e.gateway_code().unwrap_or("-"),
+        phone = %phone,
+        error = %e,
+        "SMS code not sent"
+    );
+}
+
+/// An SMS-code form at work: which one, and the key its codes are bound to (a binding's
+/// scene, or a login's browser).
+struct Target {
+    flow: Flow,
+    key: String,
+}
+
+/// A code stored within the limits, to be sent.
+struct NewSms {
+    phone: Phone,
+    code: String,
+}
+
+impl Target {
+    /// The typed number, or the phone step again with the error (400).
+    async fn parse_phone(
+        &self,
+        state: &AppState,
+        lang: Lang,
+        session: &WebSession,
+        typed: String,
+    ) -> AppResult<Result<Phone, Response>> {
+        if let Some(phone) = Phone::parse(&typed) {
+            return Ok(Ok(phone));
+        }
+        let form = BindForm::Phone {
+            value: typed,
+            error: Some(lang.text().err_phone.to_owned()),
+        };
+        let status = StatusCode::BAD_REQUEST;
+        Ok(Err(
+            render(state, (lang, self.flow), session, form, status).await?
+        ))
+    }
+
+    /// Makes a code for `phone` and stores its hash, checking every send limit in the same
+    /// step; a limit that holds answers 429 instead.
+    async fn store_code(
+        &self,
+        state: &AppState,
+        lang: Lang,
+        session: &WebSession,
+        client: &ClientInfo,
+        phone: Phone,
+    ) -> AppResult<Result<NewSms, Response>> {
+        let limits = state.settings.sms.limits;
+        let code = code::new_code();
+        let t_now = now();
+        let new = NewCode {
+            scene: self.key.clone(),
+            phone: phone.e164().to_owned(),
+            code_hash: code::code_hash(&state.code_key, &self.key, &phone, &code),
+            created_at: t_now,
+            expires_at: t_now + CODE_TTL_SECONDS,
+            // The limits count by the address, or by its /64 for IPv6.
+            client_key: client.limit_key.clone(),
+        };
+        match state.store.binding.insert_code(new, limits.send()).await? {
+            Ok(_) => Ok(Ok(NewSms { phone, code })),
+            Err(blocked) => {
+                Metrics::inc(&state.metrics.sms_refused);
+                tracing::info!(phone = %phone, limit = ?blocked.limit, until = blocked.until, "SMS code refused by a limit");
+                let refused = Refused {
+                    phone,
+                    blocked,
+                    t_now,
+                };
+                Ok(Err(self.refuse_send(state, lang, session, refused).await?))
+            }
+        }
+    }
+
+    /// The answer to a send held back by a limit: 429 with `Retry-After`, saying when to try
+    /// again. The resend cooldown shows the code step (a code is on its way); the hourly,
+    /// daily and IP limits show the step the person was on, with the time they clear.
+    async fn refuse_send(
+        &self,
+        state: &AppState,
+        lang: Lang,
+        session: &WebSession,
+        refused: Refused,
+    ) -> AppResult<Response> {
+        let Refused {
+            phone,
+            blocked,
+            t_now,
+        } = refused;
+        let t = lang.text();
+        let step = self.flow.step();
+        let retry_after = (blocked.until - t_now).max(1);
+        let form = if blocked.limit == limits::Limit::Resend {
+            session.set_code_phone(step, phone.national()).await?;
+            BindForm::Code {
+                error: Some(fill(t.resend_wait, &[&retry_after])),
+                wait: retry_after,
+                phone,
+            }
+        } else {
+            let message = limits::retry_message(lang, blocked, t_now);
+            let current = session
+                .code_phone(step)
+                .await?
+                .and_then(|p| Phone::parse(&p));
+            if current.as_ref() == Some(&phone) {
+                BindForm::Code {
+                    wait: self.resend_wait(state, &phone).await?,
+                    error: Some(message),
+                    phone,
+                }
+            } else {
+                BindForm::Phone {
+                    value: phone.national().to_owned(),
+                    error: Some(message),
+                }
+            }
+        };
+        let status = StatusCode::TOO_MANY_REQUESTS;
+        let mut response = render(state, (lang, self.flow), session, form, status).await?;
+        response.headers_mut().insert(
+            axum::http::header::RETRY_AFTER,
+            axum::http::HeaderValue::from(retry_after),
+        );
+        Ok(response)
+    }
+
+    /// Checks a submitted code against the newest code of this form's phone: the phone and
+    /// the code's id when it is right, else the code step again with why (400).
+    async fn check_code(
+        &self,
+        state: &AppState,
+        lang: Lang,
+        session: &WebSession,
+        submitted: &str,
+    ) -> AppResult<Result<(Phone, i64), Response>> {
+        let t = lang.text();
+        let ctx = (lang, self.flow);
+        let stored = session.code_phone(self.flow.step()).await?;
+        let Some(phone) = stored.and_then(|p| Phone::parse(&p)) else {
+            let form = BindForm::Phone {
+                value: String::new(),
+                error: Some(t.err_no_code.to_owned()),
+            };
+            return Ok(Err(render(
+                state,
+                ctx,
+                session,
+                form,
+                StatusCode::BAD_REQUEST,
+            )
+            .await?));
+        };
+        let code = submitted.trim();
+        let max_attempts = state.settings.sms.limits.max_attempts;
+        let message = if !code::well_formed(code) {
+            t.err_code_format.to_owned()
+        } else {
+            match code::check(state, &self.key, &phone, code, max_attempts).await? {
+                CodeCheck::Right(code_id) => return Ok(Ok((phone, code_id))),
+                CodeCheck::Wrong { left } if left > 0 => fill(t.err_code_wrong, &[&left]),
+                CodeCheck::Wrong { .. } => t.err_code_last_wrong.to_owned(),
+                CodeCheck::Dead => t.err_code_dead.to_owned(),
+                CodeCheck::None => t.err_no_code.to_owned(),
+            }
+        };
+        let form = BindForm::Code {
+            wait: self.resend_wait(state, &phone).await?,
+            phone,
+            error: Some(message),
+        };
+        Ok(Err(render(
+            state,
+            ctx,
+            session,
+            form,
+            StatusCode::BAD_REQUEST,
+        )
+        .await?))
+    }
+
+    /// Seconds until another code may be sent for this key or this phone.
+    async fn resend_wait(&self, state: &AppState, phone: &Phone) -> AppResult<i64> {
+        let resend = state.settings.sms.limits.resend_seconds;
+        Ok(state
+            .store
+            .binding
+            .resend_wait(&self.key, phone.e164(), resend, now())
+            .await?)
+    }
 }
 
 /// A send a limit held back.
 struct Refused {
     /// The number, parsed.
     phone: Phone,
-    /// The number as typed, to show again.
-    typed: String,
     /// Which limit, and until when.
     blocked: limits::Blocked,
     /// When it was asked for.
     t_now: i64,
-}
-
-/// The answer to a send held back by a limit: 429 with `Retry-After`, saying when to try
-/// again. The resend cooldown shows the code step (a code is on its way); the hourly, daily and
-/// IP limits show the step the person was on, with the time they clear.
-async fn refuse_send(
-    state: &AppState,
-    lang: Lang,
-    session: &WebSession,
-    scene: &Scene,
-    refused: Refused,
-) -> AppResult<Response> {
-    let Refused {
-        phone,
-        typed,
-        blocked,
-        t_now,
-    } = refused;
-    let t = lang.text();
-    let retry_after = (blocked.until - t_now).max(1);
-    let form = if blocked.limit == limits::Limit::Resend {
-        session.set_bind_phone(phone.national()).await?;
-        BindForm::Code {
-            error: Some(fill(t.resend_wait, &[&retry_after])),
-            wait: retry_after,
-            phone,
-        }
-    } else {
-        let message = limits::retry_message(lang, blocked, t_now);
-        let current = session.bind_phone().await?.and_then(|p| Phone::parse(&p));
-        if current.as_ref() == Some(&phone) {
-            BindForm::Code {
-                wait: resend_wait(state, &scene.scene, &phone).await?,
-                error: Some(message),
-                phone,
-            }
-        } else {
-            BindForm::Phone {
-                value: typed,
-                error: Some(message),
-            }
-        }
-    };
-    let mut response = render(state, lang, session, form, StatusCode::TOO_MANY_REQUESTS).await?;
-    response.headers_mut().insert(
-        axum::http::header::RETRY_AFTER,
-        axum::http::HeaderValue::from(retry_after),
-    );
-    Ok(response)
 }
 
 #[derive(Debug, Deserialize)]
@@ -323,69 +464,16 @@ async fn verify_code(
         Access::Allowed(scene) => scene,
         Access::Elsewhere(to) => return Ok(Redirect::to(to).into_response()),
     };
-    let t = lang.text();
-    let Some(phone) = session.bind_phone().await?.and_then(|p| Phone::parse(&p)) else {
-        let form = BindForm::Phone {
-            value: String::new(),
-            error: Some(t.err_no_code.to_owned()),
-        };
-        return render(&state, lang, &session, form, StatusCode::BAD_REQUEST).await;
+    let target = Target {
+        flow: Flow::Bind,
+        key: scene.scene.clone(),
     };
-    let wait = resend_wait(&state, &scene.scene, &phone).await?;
-    let refuse = |message: String| BindForm::Code {
-        phone: phone.clone(),
-        wait,
-        error: Some(message),
-    };
-    let code = form.code.trim();
-    if !code::well_formed(code) {
-        return render(
-            &state,
-            lang,
-            &session,
-            refuse(t.err_code_format.to_owned()),
-            StatusCode::BAD_REQUEST,
-        )
-        .await;
-    }
-    let max_attempts = state.settings.sms.limits.max_attempts;
-    let code_id = match code::check(&state, &scene.scene, &phone, code, max_attempts).await? {
-        CodeCheck::Right(code_id) => code_id,
-        CodeCheck::Wrong { left } => {
-            let message = if left > 0 {
-                fill(t.err_code_wrong, &[&left])
-            } else {
-                t.err_code_last_wrong.to_owned()
-            };
-            return render(
-                &state,
-                lang,
-                &session,
-                refuse(message),
-                StatusCode::BAD_REQUEST,
-            )
-            .await;
-        }
-        CodeCheck::Dead => {
-            return render(
-                &state,
-                lang,
-                &session,
-                refuse(t.err_code_dead.to_owned()),
-                StatusCode::BAD_REQUEST,
-            )
-            .await;
-        }
-        CodeCheck::None => {
-            return render(
-                &state,
-                lang,
-                &session,
-                refuse(t.err_no_code.to_owned()),
-                StatusCode::BAD_REQUEST,
-            )
-            .await;
-        }
+    let (phone, code_id) = match target
+        .check_code(&state, lang, &session, &form.code)
+        .await?
+    {
+        Ok(right) => right,
+        Err(answer) => return Ok(answer),
     };
     let Some(openid) = scene.openid.clone() else {
         return Ok(Redirect::to("/login").into_response());
@@ -398,12 +486,13 @@ async fn verify_code(
         code_id,
         now: now(),
     };
+    let t = lang.text();
     let message = match state.store.binding.link(link).await? {
         Linked::Yes(user_id) => {
             tracing::info!(user_id, phone = %phone, "WeChat bound to phone");
             state.live.announce(&owner);
             tokio::spawn(fetch_profile(state.clone(), user_id, openid));
-            session.clear_bind_phone().await?;
+            session.clear_code_phone(PhoneStep::Bind).await?;
             // The scene is now authorized: redeem it like any other login.
             return Ok(Redirect::to("/login/complete").into_response());
         }
@@ -416,7 +505,14 @@ async fn verify_code(
         value: phone.national().to_owned(),
         error: Some(message.to_owned()),
     };
-    render(&state, lang, &session, form, StatusCode::CONFLICT).await
+    render(
+        &state,
+        (lang, Flow::Bind),
+        &session,
+        form,
+        StatusCode::CONFLICT,
+    )
+    .await
 }
 
 /// After a binding, asks WeChat once what it still tells about the person: `unionid` (when the
@@ -445,14 +541,4 @@ async fn fetch_profile(state: AppState, user_id: i64, openid: String) {
     if let Err(e) = stored {
         tracing::warn!(error = %e, "profile from user/info not stored");
     }
-}
-
-/// Seconds until another code may be sent for this login or this phone.
-async fn resend_wait(state: &AppState, scene: &str, phone: &Phone) -> AppResult<i64> {
-    let resend = state.settings.sms.limits.resend_seconds;
-    Ok(state
-        .store
-        .binding
-        .resend_wait(scene, phone.e164(), resend, now())
-        .await?)
 }

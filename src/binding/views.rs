@@ -1,5 +1,6 @@
-//! What `/bind` shows: the phone step and the code step, each with its error next to its field.
-//! The GET page and the POST answers draw the same [`Bind`] component.
+//! What the SMS-code forms show: `/bind` (a first-time WeChat binds a phone) and `/login/sms`
+//! (logging in with a code), each in a phone step and a code step with its error next to its
+//! field. The GET pages and the POST answers draw the same [`CodeForms`] component.
 
 use axum::{
     http::{StatusCode, header},
@@ -10,10 +11,82 @@ use leptos::prelude::*;
 use crate::{
     error::AppResult,
     phone::Phone,
-    session::WebSession,
+    session::{PhoneStep, WebSession},
     state::AppState,
     ui::{CsrfField, Lang, Shell, Text, fill, render},
 };
+
+/// Which of the two SMS-code forms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Flow {
+    /// `/bind`.
+    Bind,
+    /// `/login/sms`; `open` when a new phone makes an account.
+    Login { open: bool },
+}
+
+impl Flow {
+    /// The session slot of the phone a code went to.
+    pub(super) fn step(self) -> PhoneStep {
+        match self {
+            Flow::Bind => PhoneStep::Bind,
+            Flow::Login { .. } => PhoneStep::Login,
+        }
+    }
+
+    /// The page's path.
+    pub(super) fn page(self) -> &'static str {
+        match self {
+            Flow::Bind => "/bind",
+            Flow::Login { .. } => "/login/sms",
+        }
+    }
+
+    fn send_action(self) -> &'static str {
+        match self {
+            Flow::Bind => "/bind/code",
+            Flow::Login { .. } => "/login/sms/code",
+        }
+    }
+
+    fn verify_action(self) -> &'static str {
+        match self {
+            Flow::Bind => "/bind/verify",
+            Flow::Login { .. } => "/login/sms/verify",
+        }
+    }
+
+    fn change_link(self) -> &'static str {
+        match self {
+            Flow::Bind => "/bind?change=1",
+            Flow::Login { .. } => "/login/sms?change=1",
+        }
+    }
+
+    fn title(self, t: &Text) -> &'static str {
+        match self {
+            Flow::Bind => t.bind_title,
+            Flow::Login { .. } => t.sms_login_title,
+        }
+    }
+
+    fn hint(self, t: &Text) -> &'static str {
+        match self {
+            Flow::Bind => t.bind_hint,
+            Flow::Login { open: false } => t.sms_login_hint,
+            Flow::Login { open: true } => t.sms_login_hint_open,
+        }
+    }
+
+    /// "Sent to {}": a login's says "if this number can log in", so that it tells nobody
+    /// whether a number is registered.
+    fn sent(self, t: &Text) -> &'static str {
+        match self {
+            Flow::Bind => t.code_sent,
+            Flow::Login { .. } => t.sms_login_sent,
+        }
+    }
+}
 
 /// Which step of the form to show.
 pub(super) enum BindForm {
@@ -30,16 +103,16 @@ pub(super) enum BindForm {
     },
 }
 
-/// The `/bind` page showing `form`, answered with `status` (a POST's answer).
+/// The page of `flow` showing `form`, answered with `status` (a POST's answer).
 pub(super) async fn render(
     state: &AppState,
-    lang: Lang,
+    (lang, flow): (Lang, Flow),
     session: &WebSession,
     form: BindForm,
     status: StatusCode,
 ) -> AppResult<Response> {
     let csrf = session.csrf_token().await?;
-    let page = render::document(lang, move || view! { <Bind form csrf /> }).await;
+    let page = render::document(lang, move || view! { <CodeForms flow form csrf /> }).await;
     let mut response = (status, page).into_response();
     if let Some(policy) = super::form_policy(state, session).await? {
         response
@@ -49,17 +122,18 @@ pub(super) async fn render(
     Ok(response)
 }
 
-/// The `/bind` page showing `form`, its forms carrying `csrf`.
+/// The page of `flow` showing `form`, its forms carrying `csrf`.
 #[component]
-pub(super) fn Bind(form: BindForm, csrf: String) -> impl IntoView {
+pub(super) fn CodeForms(flow: Flow, form: BindForm, csrf: String) -> impl IntoView {
     let t: &'static Text = expect_context::<Lang>().text();
+    let title = flow.title(t);
     let body = match form {
         BindForm::Phone { value, error } => {
             let invalid = error.is_some().to_string();
             view! {
-                <h1>{t.bind_title}</h1>
-                <p class="hint">{t.bind_hint}</p>
-                <form id="send-code-form" method="post" action="/bind/code">
+                <h1>{title}</h1>
+                <p class="hint">{flow.hint(t)}</p>
+                <form id="send-code-form" method="post" action=flow.send_action()>
                     <CsrfField token=csrf />
                     <label for="phone">{t.phone_label}</label>
                     <input id="phone" name="phone" type="tel" autocomplete="tel" inputmode="tel"
@@ -74,9 +148,9 @@ pub(super) fn Bind(form: BindForm, csrf: String) -> impl IntoView {
         BindForm::Code { phone, wait, error } => {
             let invalid = error.is_some().to_string();
             view! {
-                <h1>{t.bind_title}</h1>
-                <p class="info">{fill(t.code_sent, &[&phone.masked()])}</p>
-                <form id="verify-form" method="post" action="/bind/verify">
+                <h1>{title}</h1>
+                <p class="info">{fill(flow.sent(t), &[&phone.masked()])}</p>
+                <form id="verify-form" method="post" action=flow.verify_action()>
                     <CsrfField token=csrf.clone() />
                     <label for="code">{t.code_label}</label>
                     <input id="code" name="code" type="text" inputmode="numeric"
@@ -85,7 +159,7 @@ pub(super) fn Bind(form: BindForm, csrf: String) -> impl IntoView {
                     {error.map(|e| view! { <p id="code-error" class="field-error" role="alert">{e}</p> })}
                     <button id="verify" type="submit">{t.verify}</button>
                 </form>
-                <form id="resend-form" class="inline" method="post" action="/bind/code">
+                <form id="resend-form" class="inline" method="post" action=flow.send_action()>
                     <CsrfField token=csrf />
                     <input type="hidden" name="phone" value=phone.national().to_owned() />
                     <button id="resend" class="secondary" type="submit" data-wait=wait.to_string()
@@ -93,10 +167,13 @@ pub(super) fn Bind(form: BindForm, csrf: String) -> impl IntoView {
                         {if wait > 0 { fill(t.resend_wait, &[&wait]) } else { t.resend_code.to_owned() }}
                     </button>
                 </form>
-                <p><a id="change-phone" href="/bind?change=1">{t.change_phone}</a></p>
+                <p><a id="change-phone" href=flow.change_link()>{t.change_phone}</a></p>
             }
             .into_any()
         }
     };
-    view! { <Shell title=t.bind_title script=true>{body}</Shell> }
+    let back = matches!(flow, Flow::Login { .. }).then(|| {
+        view! { <p><a id="use-qr" href="/login?qr=1">{t.use_qr_instead}</a></p> }
+    });
+    view! { <Shell title=title script=true>{body}{back}</Shell> }
 }

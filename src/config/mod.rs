@@ -93,6 +93,36 @@ pub struct Settings {
     pub ops: OpsSettings,
     /// Logins for other sites: forward auth and where a login may return to.
     pub forward: ForwardSettings,
+    /// Logging in from a phone.
+    pub phones: PhoneSettings,
+}
+
+/// Logging in from a phone: WeChat's web authorization inside its browser, an SMS code
+/// elsewhere, and the card that suggests following the account.
+#[derive(Debug, Clone)]
+pub struct PhoneSettings {
+    /// Web authorization (网页授权, `snsapi_base`) inside WeChat's browser
+    /// (`WXLOGIN_WECHAT_OAUTH`, on by default; off for accounts without the permission).
+    pub wechat_oauth: bool,
+    /// Where WeChat's browser goes to authorize (`WXLOGIN_WECHAT_OAUTH_BASE`,
+    /// `https://open.weixin.qq.com`). In sandbox mode the site's own `/sandbox/`.
+    pub oauth_base: Url,
+    /// Who may log in with an SMS code (`WXLOGIN_PHONE_LOGIN`).
+    pub phone_login: PhoneLoginPolicy,
+    /// What the "follow us" card's QR code encodes (`WXLOGIN_FOLLOW_QR_URL`, the account's
+    /// QR link from the console); `None`: no card (`WXLOGIN_FOLLOW_CARD=off` also turns it off).
+    pub follow_qr_url: Option<String>,
+}
+
+/// Who may log in with an SMS code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PhoneLoginPolicy {
+    /// Nobody: no SMS login.
+    Off,
+    /// People whose phone is already bound (the default).
+    Bound,
+    /// Anyone: a new phone makes an account, which links a WeChat later by scanning.
+    Open,
 }
 
 /// Logging people in for other sites behind the same proxy (forward auth).
@@ -377,6 +407,7 @@ impl Settings {
         let sms = sms::sms(sms_provider, &env)?;
         let ops = ops_section(&env)?;
         let forward = forward_section(&env)?;
+        let phones = phones_section(mode, &env)?;
         Ok(Settings {
             site_addr,
             database_url,
@@ -389,6 +420,7 @@ impl Settings {
             sms,
             ops,
             forward,
+            phones,
         })
     }
 
@@ -519,6 +551,57 @@ fn sms_provider(
 
 /// The operations and abuse settings: trusted proxies, the QR cap, metrics, shutdown, and what
 /// one connection may hold.
+// What the sandbox's "follow us" card encodes: the shape of an account's QR link, leading
+// nowhere here.
+const SANDBOX_FOLLOW_QR_URL: &str = "http://weixin.qq.com/r/wxlogin-sandbox";
+
+/// The `WXLOGIN_WECHAT_OAUTH*`, `WXLOGIN_PHONE_LOGIN` and `WXLOGIN_FOLLOW_*` settings.
+fn phones_section(
+    mode: Mode,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<PhoneSettings, ConfigError> {
+    let on_off = |name: &'static str| match env(name).as_deref().map(str::trim) {
+        None | Some("on") => Ok(true),
+        Some("off") => Ok(false),
+        Some(other) => Err(ConfigError::new(
+            name,
+            format!("`{other}` is not one of `on`, `off`"),
+        )),
+    };
+    let wechat_oauth = on_off("WXLOGIN_WECHAT_OAUTH")?;
+    let oauth_base = match mode {
+        // Filled in by `Application::build` from the public URL, as browsers go there.
+        Mode::Sandbox => Url::parse("http://127.0.0.1/sandbox/").expect("static URL"),
+        Mode::Wechat => parse_http_url(
+            "WXLOGIN_WECHAT_OAUTH_BASE",
+            &env("WXLOGIN_WECHAT_OAUTH_BASE").unwrap_or("https://open.weixin.qq.com".into()),
+        )?,
+    };
+    let phone_login = match env("WXLOGIN_PHONE_LOGIN").as_deref().map(str::trim) {
+        None | Some("bound") => PhoneLoginPolicy::Bound,
+        Some("open") => PhoneLoginPolicy::Open,
+        Some("off") => PhoneLoginPolicy::Off,
+        Some(other) => {
+            return Err(ConfigError::new(
+                "WXLOGIN_PHONE_LOGIN",
+                format!("`{other}` is not one of `bound`, `open`, `off`"),
+            ));
+        }
+    };
+    let follow_card = on_off("WXLOGIN_FOLLOW_CARD")?;
+    let follow_qr_url = match env("WXLOGIN_FOLLOW_QR_URL") {
+        Some(v) => Some(parse_http_url("WXLOGIN_FOLLOW_QR_URL", &v)?.to_string()),
+        None if mode == Mode::Sandbox => Some(SANDBOX_FOLLOW_QR_URL.to_owned()),
+        None => None,
+    };
+    Ok(PhoneSettings {
+        wechat_oauth,
+        oauth_base,
+        phone_login,
+        follow_qr_url: follow_qr_url.filter(|_| follow_card),
+    })
+}
+
 fn forward_section(env: &dyn Fn(&str) -> Option<String>) -> Result<ForwardSettings, ConfigError> {
     let allowed_return_hosts = match env("WXLOGIN_ALLOWED_RETURN_HOSTS") {
         Some(list) => list

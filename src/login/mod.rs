@@ -1,8 +1,11 @@
 //! Scan-to-login: the login page with its QR code, the live event stream that pushes each
-//! change to the waiting browser, redeeming a scan, logging out, and the WeChat callback.
+//! change to the waiting browser, redeeming a login, logging out, and the WeChat callback; and
+//! the other ways in: web authorization inside WeChat's browser ([`wechat`]), saving the QR
+//! code on a phone, and (in `binding`) an SMS code.
 
 pub mod callback;
 pub mod scene;
+pub mod wechat;
 
 use std::time::Duration;
 
@@ -21,8 +24,8 @@ use leptos_router::{
 use serde::Deserialize;
 
 use crate::{
-    client_info::ClientInfo,
-    config::Mode,
+    client_info::{ClientInfo, Device},
+    config::{Mode, PhoneLoginPolicy},
     error::{AppError, AppResult},
     live::{
         hub,
@@ -36,13 +39,16 @@ use crate::{
     users::CurrentUser,
     util::now,
 };
-use scene::{Scene, Status};
+use scene::{Redeemed, Scene, Status};
 
 /// Routes of this feature.
 pub fn router() -> Router<AppState> {
     pages::serve(Router::new(), LoginPages)
         .route("/login/events", get(events))
         .route("/login/complete", get(complete))
+        .route("/login/wechat", get(wechat::finish))
+        .route("/login/qr.png", get(qr_png))
+        .route("/login/follow-qr.png", get(follow_qr_png))
         .route("/logout", post(logout))
         .route("/logout/everywhere", post(logout_everywhere))
         .route(
@@ -61,6 +67,9 @@ struct LoginQuery {
     /// Asks for a new QR code in place of a dead or refused one.
     #[serde(default)]
     fresh: Option<String>,
+    /// Shows the QR code in WeChat's browser too, instead of web authorization.
+    #[serde(default)]
+    qr: Option<String>,
 }
 
 /// The pages of this feature.
@@ -105,10 +114,30 @@ fn LoginPage() -> impl IntoView {
         };
         // Without JavaScript this page refreshes itself; the refresh moves the person on.
         let status = current.as_ref().map(|s| s.status(now()));
+        let device = Device::of(&client.user_agent);
+        let authorize_in_wechat = device == Device::WechatBrowser
+            && state.settings.phones.wechat_oauth
+            && query.qr.is_none();
         let to = match (current, status) {
             (Some(_), Some(Status::Authorized)) => Err("/login/complete"),
             (Some(_), Some(Status::NeedsBind)) => Err("/bind"),
-            (Some(s), Some(Status::Rejected)) if query.fresh.is_none() => Ok(s),
+            // Inside WeChat, WeChat itself says who this is: no QR code to make.
+            _ if authorize_in_wechat => {
+                // Started before anything is kept: a refused visitor costs no session row.
+                let to = wechat::start(&state, &owner, &client).await?;
+                if new_browser {
+                    session.keep_browser_key(&owner).await?;
+                }
+                if let Some(next) = next {
+                    session.set_next(next).await?;
+                }
+                return Err(Detour::to(to));
+            }
+            (Some(s), Some(Status::Rejected))
+                if query.fresh.is_none() && s.method == scene::LoginMethod::Scan =>
+            {
+                Ok(s)
+            }
             (current, _) => {
                 Ok(scene::reuse_or_create(&state, current, &owner, lang, &client).await?)
             }
@@ -126,13 +155,115 @@ fn LoginPage() -> impl IntoView {
             Some(client_id) => state.store.oidc.client(&client_id).await?.map(|c| c.name),
             None => None,
         };
-        Ok(view! { <Login scene sandbox site /> }.into_any())
+        let phone_login = state.settings.phones.phone_login != PhoneLoginPolicy::Off;
+        let page_url = state
+            .public_url
+            .join("login")
+            .map(String::from)
+            .unwrap_or_default();
+        let ways = Ways {
+            device,
+            phone_login,
+            page_url,
+        };
+        Ok(view! { <Login scene sandbox site ways /> }.into_any())
     })
+}
+
+/// The ways in a login page offers besides its QR code, by the browser it is shown in.
+struct Ways {
+    device: Device,
+    /// SMS login is on.
+    phone_login: bool,
+    /// This page's address, to open in WeChat.
+    page_url: String,
+}
+
+/// Below the QR code: on a phone, how to scan a code on your own screen (save it, then
+/// WeChat's album scanner; or open the page in WeChat) first; and the SMS code.
+#[component]
+fn OtherWays(ways: Ways) -> impl IntoView {
+    let t = expect_context::<Lang>().text();
+    let sms = ways.phone_login.then(|| {
+        view! { <a id="sms-login" href="/login/sms">{t.sms_login_link}</a> }
+    });
+    match ways.device {
+        Device::Desktop => view! {
+            <div id="other-ways" class="other-ways">
+                {sms.map(|link| view! { <p>{t.other_ways} ": " {link}</p> })}
+            </div>
+        }
+        .into_any(),
+        Device::Phone | Device::WechatBrowser => view! {
+            <section id="phone-ways" class="phone-ways" aria-labelledby="phone-ways-title">
+                <h2 id="phone-ways-title">{t.phone_title}</h2>
+                <p>{t.phone_save_steps}</p>
+                <p>
+                    <a id="save-qr" class="button" href="/login/qr.png" download="wechat-login-qr.png">
+                        {t.save_qr}
+                    </a>
+                </p>
+                <p>{t.open_in_wechat} " " <code id="page-url">{ways.page_url}</code></p>
+                {sms.map(|link| view! { <p class="sms-way">{link}</p> })}
+            </section>
+        }
+        .into_any(),
+    }
+}
+
+/// `GET /login/qr.png`: this browser's live QR code as a PNG file, to save on a phone and pick
+/// in WeChat's album scanner. 404 when it has no code waiting.
+async fn qr_png(State(state): State<AppState>, session: WebSession) -> AppResult<Response> {
+    let Some(owner) = session.existing_browser_key().await? else {
+        return Err(AppError::NotFound);
+    };
+    let waiting = scene::current(&state, &owner)
+        .await?
+        .filter(|s| s.method == scene::LoginMethod::Scan && s.status(now()) == Status::Waiting)
+        .ok_or(AppError::NotFound)?;
+    png_answer(&waiting.qr_url, Some("wechat-login-qr.png"))
+}
+
+/// `GET /login/follow-qr.png`: the Official Account's own QR code (`WXLOGIN_FOLLOW_QR_URL`),
+/// for the "follow us" card; an image, so WeChat's long-press recognises it.
+async fn follow_qr_png(State(state): State<AppState>) -> AppResult<Response> {
+    let url = state
+        .settings
+        .phones
+        .follow_qr_url
+        .as_deref()
+        .ok_or(AppError::NotFound)?;
+    png_answer(url, None)
+}
+
+/// A PNG of `url`'s QR code, as a download named `file` or as an image to show.
+fn png_answer(url: &str, file: Option<&str>) -> AppResult<Response> {
+    use axum::http::header;
+    let png = crate::ui::qr::qr_png(url)
+        .ok_or_else(|| AppError::Internal(anyhow::anyhow!("QR code PNG not drawn")))?;
+    let mut response = (
+        [
+            (header::CONTENT_TYPE, "image/png"),
+            // A login code is this browser's alone, and dies in minutes.
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        png,
+    )
+        .into_response();
+    if let Some(file) = file {
+        let disposition = format!("attachment; filename=\"{file}\"");
+        if let Ok(value) = axum::http::HeaderValue::from_str(&disposition) {
+            response
+                .headers_mut()
+                .insert(header::CONTENT_DISPOSITION, value);
+        }
+    }
+    Ok(response)
 }
 
 /// The login page showing `scene`'s QR code and status, and the site the login is for.
 #[component]
-fn Login(scene: Scene, sandbox: bool, site: Option<String>) -> impl IntoView {
+fn Login(scene: Scene, sandbox: bool, site: Option<String>, ways: Ways) -> impl IntoView {
     let t = expect_context::<Lang>().text();
     let status = scene.status(now());
     let site = site.map(
@@ -146,6 +277,7 @@ fn Login(scene: Scene, sandbox: bool, site: Option<String>) -> impl IntoView {
             <div id="qr-block"><QrBlock scene sandbox /></div>
             <div id="status" class="status" aria-live="polite"><StatusLine status /></div>
             <noscript><p class="muted">{t.noscript_hint}</p></noscript>
+            <OtherWays ways />
         </Shell>
     }
 }
@@ -368,12 +500,16 @@ async fn complete(State(state): State<AppState>, session: WebSession) -> AppResu
         return Ok(Redirect::to("/login").into_response());
     };
     match scene::consume(&state, &owner).await? {
-        Some((user_id, epoch)) => {
+        Some(Redeemed {
+            user_id,
+            epoch,
+            method,
+        }) => {
             let next = session
                 .take_next(&state.settings.forward.allowed_return_hosts)
                 .await?;
-            session.log_in(user_id, epoch).await?;
-            tracing::info!(user_id, "logged in");
+            session.log_in(user_id, epoch, method).await?;
+            tracing::info!(user_id, method = method.as_str(), "logged in");
             Ok(Redirect::to(next.as_str()).into_response())
         }
         None => Ok(Redirect::to("/login").into_response()),

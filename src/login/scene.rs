@@ -7,7 +7,7 @@
 //! the store keeps the rows.
 
 use crate::store::QrSlot;
-pub use crate::store::{Outcome, Scene, SceneChange, SceneState};
+pub use crate::store::{LoginMethod, Outcome, Redeemed, Scene, SceneChange, SceneState};
 
 use crate::{
     client_info::ClientInfo,
@@ -68,13 +68,17 @@ impl Scene {
 }
 
 /// How a scan at `now` by someone whose user is `user` (id, disabled) moves `scene` on:
-/// `None` unless the scene is waiting. A first-time scanner's scene lives at least
-/// [`BIND_WINDOW_SECONDS`] more, so a scan in the QR code's last seconds still leaves time to
-/// type a phone number and an SMS code.
+/// `None` unless the scene is waiting, else as [`decide`] says.
 pub fn scan_change(scene: &Scene, user: Option<(i64, bool)>, now: i64) -> Option<SceneChange> {
-    if scene.status(now) != Status::Waiting {
-        return None;
-    }
+    (scene.status(now) == Status::Waiting).then(|| decide(user, now))
+}
+
+/// Where a login goes once WeChat has said who the person is (by a scan, or by web
+/// authorization), `user` being the user with their openid (id, disabled): bound → logged in,
+/// new → bind a phone, disabled → refused. A first-time person's login lives at least
+/// [`BIND_WINDOW_SECONDS`] more, so one that began in the QR code's last seconds still leaves
+/// time to type a phone number and an SMS code.
+pub fn decide(user: Option<(i64, bool)>, now: i64) -> SceneChange {
     let (state, outcome, user_id) = match user {
         Some((id, true)) => (SceneState::Rejected, Outcome::Disabled, Some(id)),
         Some((id, false)) => (SceneState::Authorized, Outcome::LoggedIn, Some(id)),
@@ -85,12 +89,12 @@ pub fn scan_change(scene: &Scene, user: Option<(i64, bool)>, now: i64) -> Option
     } else {
         0
     };
-    Some(SceneChange {
+    SceneChange {
         state,
         outcome,
         user_id,
         least_expiry,
-    })
+    }
 }
 
 /// The newest scene of a browser.
@@ -108,6 +112,7 @@ pub async fn reuse_or_create(
     client: &ClientInfo,
 ) -> AppResult<Scene> {
     if let Some(scene) = current
+        && scene.method == LoginMethod::Scan
         && scene.status(now()) == Status::Waiting
         && scene.expires_at - now() >= REUSE_MIN_SECONDS
     {
@@ -193,6 +198,7 @@ async fn make_code(
         created_at,
         expires_at: created_at + lifetime,
         updated_at: created_at,
+        method: LoginMethod::Scan,
     };
     state.store.scenes.insert(&row, slot).await?;
     Ok(row)
@@ -200,7 +206,7 @@ async fn make_code(
 
 /// Redeems the browser's authorized scene: exactly once, and only by its owner. Returns the
 /// user to log in and their session epoch.
-pub async fn consume(state: &AppState, owner: &str) -> AppResult<Option<(i64, i64)>> {
+pub async fn consume(state: &AppState, owner: &str) -> AppResult<Option<Redeemed>> {
     Ok(state
         .store
         .scenes
@@ -225,6 +231,7 @@ pub(crate) fn sample(state: SceneState, expires_at: i64, updated_at: i64) -> Sce
         created_at: 0,
         expires_at,
         updated_at,
+        method: LoginMethod::Scan,
     }
 }
 

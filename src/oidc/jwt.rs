@@ -174,7 +174,7 @@ mod tests {
             iat: 0,
             auth_time: 0,
             nonce: Some("n".into()),
-            amr: vec!["wechat".into()],
+            amr: vec!["scan".into()],
             phone_number: None,
             phone_number_verified: None,
         };

@@ -16,7 +16,7 @@ use crate::{
     },
     session::{SafePath, WebSession},
     state::AppState,
-    store::OidcCode,
+    store::{LoginMethod, OidcCode},
     ui::Lang,
     users::CurrentUser,
     util::now,
@@ -96,7 +96,8 @@ async fn authorize(
     };
     if let (Some(user), Some(auth_time), true) = (signed_in, auth_time, fresh) {
         session.clear_reauth().await?;
-        return issue_code(state, &request, user.id, auth_time).await;
+        let login = (auth_time, session.login_method().await?);
+        return issue_code(state, &request, user.id, login).await;
     }
     if request.prompt == Prompt::None {
         let error = OAuthError::new(ErrorCode::LoginRequired, "the person is not logged in");
@@ -125,7 +126,7 @@ async fn issue_code(
     state: &AppState,
     request: &AuthorizeRequest,
     user_id: i64,
-    auth_time: i64,
+    (auth_time, method): (i64, LoginMethod),
 ) -> AppResult<Response> {
     let code = oidc::random_token();
     let t_now = now();
@@ -142,6 +143,7 @@ async fn issue_code(
             nonce: request.nonce.clone(),
             code_challenge: request.code_challenge.clone(),
             auth_time,
+            amr: method.as_str().to_owned(),
             expires_at: t_now + oidc::CODE_TTL,
         })
         .await?;

@@ -159,7 +159,7 @@ async fn exchange(
         client_id: client.id.clone(),
         now: t_now,
     };
-    let (scope, auth_time, nonce, user) = match params.grant()? {
+    let (scope, (auth_time, amr), nonce, user) = match params.grant()? {
         Grant::Code {
             code,
             redirect_uri,
@@ -192,12 +192,18 @@ async fn exchange(
                 }
                 active(user)?;
                 let scope = Scopes::parse(&code.scope);
-                Ok(made.records(&code.grant_id, code.user_id, scope, code.auth_time))
+                Ok(made.records(
+                    &code.grant_id,
+                    code.user_id,
+                    scope,
+                    (code.auth_time, &code.amr),
+                ))
             });
             let hash = oidc::token_hash(&code);
             match state.store.oidc.exchange_code(hash, t_now, check).await? {
                 Exchanged::Issued(code, user) => {
-                    (Scopes::parse(&code.scope), code.auth_time, code.nonce, user)
+                    let login = (code.auth_time, code.amr);
+                    (Scopes::parse(&code.scope), login, code.nonce, user)
                 }
                 Exchanged::Refused(refusal) => return Err(refusal.into()),
                 Exchanged::Replayed => {
@@ -225,7 +231,7 @@ async fn exchange(
                 }
                 active(user)?;
                 let scope = narrowed(asked, &old.scope);
-                Ok(made.records(&old.grant_id, old.user_id, scope, old.auth_time))
+                Ok(made.records(&old.grant_id, old.user_id, scope, (old.auth_time, &old.amr)))
             });
             let hash = oidc::token_hash(&token);
             match state
@@ -235,7 +241,8 @@ async fn exchange(
                 .await?
             {
                 Exchanged::Issued(old, user) => {
-                    (narrowed(asked, &old.scope), old.auth_time, None, user)
+                    let login = (old.auth_time, old.amr);
+                    (narrowed(asked, &old.scope), login, None, user)
                 }
                 Exchanged::Refused(refusal) => return Err(refusal.into()),
                 Exchanged::Replayed => {
@@ -262,7 +269,7 @@ async fn exchange(
         iat: t_now,
         auth_time,
         nonce,
-        amr: vec!["wechat".into()],
+        amr: vec![amr],
         phone_number: scope.phone.then(|| user.phone.clone()),
         phone_number_verified: scope.phone.then_some(true),
     };
@@ -295,7 +302,7 @@ impl Made {
         grant_id: &str,
         user_id: i64,
         scope: Scopes,
-        auth_time: i64,
+        (auth_time, amr): (i64, &str),
     ) -> Vec<OidcToken> {
         let record = |hash: [u8; 32], kind: TokenKind, ttl: i64| OidcToken {
             hash,
@@ -305,6 +312,7 @@ impl Made {
             user_id,
             scope: scope.to_list(),
             auth_time,
+            amr: amr.to_owned(),
             expires_at: self.now + ttl,
         };
         let mut tokens = vec![record(self.access, TokenKind::Access, oidc::ACCESS_TTL)];

@@ -1,5 +1,6 @@
-//! The sandbox's WeChat API: `cgi-bin/token`, `stable_token`, `qrcode/create`, `showqrcode`
-//! and `user/info`, with the official JSON shapes and errcodes.
+//! The sandbox's WeChat API: `cgi-bin/token`, `stable_token`, `qrcode/create`, `showqrcode`,
+//! `user/info` and web authorization's `sns/oauth2/access_token`, with the official JSON
+//! shapes and errcodes.
 
 use std::sync::Arc;
 
@@ -297,6 +298,50 @@ pub(super) async fn user_info(
         .into_response(),
         Ok(Some((false, _))) => Json(json!({ "subscribe": 0, "openid": openid })).into_response(),
         Ok(None) => error(40003, "invalid openid"),
+        Err(e) => db_fault(e),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct OauthTokenQuery {
+    #[serde(default)]
+    appid: String,
+    #[serde(default)]
+    secret: String,
+    #[serde(default)]
+    code: String,
+    #[serde(default)]
+    grant_type: String,
+}
+
+/// `GET /sandbox/sns/oauth2/access_token`: a web-authorization code for its person, once.
+pub(super) async fn oauth_access_token(
+    Extension(sandbox): Extension<Arc<Sandbox>>,
+    State(state): State<AppState>,
+    Query(q): Query<OauthTokenQuery>,
+) -> Response {
+    if let Some(faulty) = fault(&sandbox).await {
+        return faulty;
+    }
+    if let Some(refusal) = check_credentials(&state, &q.appid, &q.secret) {
+        return refusal;
+    }
+    if q.grant_type != "authorization_code" {
+        return error(40002, "invalid grant_type");
+    }
+    match state.store.sandbox.use_oauth_code(&q.code, now()).await {
+        Ok(crate::store::OauthCodeUse::Fresh { openid, snapshot }) => Json(json!({
+            "access_token": random_hex(32),
+            "expires_in": 7200,
+            "refresh_token": random_hex(32),
+            "openid": openid,
+            "scope": "snsapi_base",
+            "is_snapshotuser": u8::from(snapshot),
+            "unionid": format!("union_{openid}"),
+        }))
+        .into_response(),
+        Ok(crate::store::OauthCodeUse::Used) => error(40163, "code been used"),
+        Ok(crate::store::OauthCodeUse::Unknown) => error(40029, "invalid code"),
         Err(e) => db_fault(e),
     }
 }

@@ -8,6 +8,7 @@
 
 mod api;
 mod phone;
+mod web;
 
 use std::{
     sync::{Arc, Mutex},
@@ -92,6 +93,11 @@ pub fn router(sandbox: Arc<Sandbox>) -> Router<AppState> {
         .route("/sandbox/cgi-bin/qrcode/create", post(api::create_qr))
         .route("/sandbox/cgi-bin/showqrcode", get(api::show_qr))
         .route("/sandbox/cgi-bin/user/info", get(api::user_info))
+        .route(
+            "/sandbox/sns/oauth2/access_token",
+            get(api::oauth_access_token),
+        )
+        .route("/sandbox/connect/oauth2/authorize", post(web::choose))
         .route("/sandbox/scan/{ticket}", post(phone::scan_form))
         .route("/sandbox/api/scan", post(phone::scan_api))
         .route("/sandbox/api/sms", get(phone::sms_api))

@@ -36,6 +36,7 @@ pub(super) fn SandboxPages() -> impl IntoView {
             <Routes fallback=pages::not_found>
                 <Route path=path!("/sandbox/scan/:ticket") view=ScanPage />
                 <Route path=path!("/sandbox/sms") view=InboxPage />
+                <Route path=path!("/sandbox/connect/oauth2/authorize") view=super::web::AuthorizePage />
             </Routes>
         </PageRouter>
     }

@@ -118,9 +118,19 @@ pub trait Scenes: Send + Sync {
     ) -> StoreResult<Result<QrSlot, i64>>;
     /// Stores a new scene, made with `slot` (a slot not spent is given back when dropped).
     async fn insert(&self, scene: &Scene, slot: QrSlot) -> StoreResult<()>;
-    /// Redeems the browser's authorized scene, once: the user to log in and their session
-    /// epoch. A scene is redeemable for `grace` seconds after its scan.
-    async fn consume(&self, owner: &str, grace: i64, now: i64) -> StoreResult<Option<(i64, i64)>>;
+    /// Redeems the browser's authorized scene, once: the user to log in, their session epoch,
+    /// and how they logged in. A scene is redeemable for `grace` seconds after its scan.
+    async fn consume(&self, owner: &str, grace: i64, now: i64) -> StoreResult<Option<Redeemed>>;
+    /// Stores the `state` of a web authorization setting out, in one step with the count of
+    /// its client's in the last hour (they share the QR codes' `cap`): `Err(seconds)` until
+    /// one frees.
+    async fn start_oauth(&self, start: &OauthStart, cap: i64) -> StoreResult<Result<(), i64>>;
+    /// Takes `state` back, once: true when it was stored for browser `owner` and is alive.
+    async fn take_oauth(&self, state: &str, owner: &str, now: i64) -> StoreResult<bool>;
+    /// Stores a login that needs no QR code (`scene.openid` known), in the state `decide`
+    /// gives for the user with that openid (id, disabled), and records it in the history:
+    /// one transaction.
+    async fn insert_decided(&self, scene: Scene, decide: DecideRule) -> StoreResult<SceneChange>;
 }
 
 /// WeChat callbacks.
@@ -165,6 +175,10 @@ pub trait Binding: Send + Sync {
     /// Links the scan's WeChat to the user with this phone in one transaction, claiming the
     /// code and authorizing the scene.
     async fn link(&self, link: LinkRequest) -> StoreResult<Linked>;
+    /// Logs in the user with this phone by the SMS code `code_id` in one transaction: claims
+    /// the code, makes the user when `open` allows a new phone, stores an authorized scene
+    /// (`scene`, method `sms`) and records the login.
+    async fn phone_login(&self, login: PhoneLogin) -> StoreResult<PhoneLoggedIn>;
     /// Stores what `user/info` said after a binding.
     async fn store_profile(
         &self,
@@ -181,6 +195,12 @@ pub trait Binding: Send + Sync {
 pub trait Users: Send + Sync {
     /// The user with this id.
     async fn by_id(&self, id: i64) -> StoreResult<Option<User>>;
+    /// The user with this phone (E.164).
+    async fn by_phone(&self, phone: &str) -> StoreResult<Option<User>>;
+    /// Records whether `openid` follows the account (as `user/info` says).
+    async fn set_following(&self, openid: &str, following: bool, now: i64) -> StoreResult<()>;
+    /// Whether `openid` follows the account, as far as we know.
+    async fn following(&self, openid: &str) -> StoreResult<Option<bool>>;
     /// Ends every session of the user at its next request.
     async fn log_out_everywhere(&self, id: i64) -> StoreResult<()>;
 }
@@ -247,6 +267,19 @@ pub trait SandboxState: Send + Sync {
     async fn cut_tokens(&self, until: i64) -> StoreResult<()>;
     /// Stores a new token.
     async fn insert_token(&self, token: &str, expires_at: i64) -> StoreResult<()>;
+    /// Notes that `openid` met the account without following it (a web authorization), unless
+    /// it is known already.
+    async fn meet(&self, openid: &str, now: i64) -> StoreResult<()>;
+    /// Stores a web-authorization code for `openid` (`snapshot`: a snapshot page's user).
+    async fn insert_oauth_code(
+        &self,
+        code: &str,
+        openid: &str,
+        snapshot: bool,
+        expires_at: i64,
+    ) -> StoreResult<()>;
+    /// Uses a web-authorization code, once.
+    async fn use_oauth_code(&self, code: &str, now: i64) -> StoreResult<OauthCodeUse>;
     /// The live token that lives longest, with its expiry.
     async fn live_token(&self, now: i64) -> StoreResult<Option<(String, i64)>>;
     /// A token's expiry, if it was ever issued.

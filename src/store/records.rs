@@ -44,14 +44,50 @@ impl SceneState {
     }
 }
 
-/// One login QR code.
+/// How a person logged in. Recorded with every login, shown to administrators, and sent to
+/// sites as the id_token's `amr`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LoginMethod {
+    /// Scanned the login QR code with WeChat.
+    #[default]
+    Scan,
+    /// Opened the login inside WeChat's browser: the Official Account's web authorization.
+    WechatOauth,
+    /// An SMS code sent to the person's phone.
+    Sms,
+}
+
+impl LoginMethod {
+    /// Every method.
+    pub const ALL: [LoginMethod; 3] = [
+        LoginMethod::Scan,
+        LoginMethod::WechatOauth,
+        LoginMethod::Sms,
+    ];
+
+    /// As stored (and as `amr`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LoginMethod::Scan => "scan",
+            LoginMethod::WechatOauth => "wechat_oauth",
+            LoginMethod::Sms => "sms",
+        }
+    }
+
+    /// Parses [`LoginMethod::as_str`].
+    pub fn parse(stored: &str) -> Option<LoginMethod> {
+        LoginMethod::ALL.into_iter().find(|m| m.as_str() == stored)
+    }
+}
+
+/// One login: a QR code to scan, or a login by another way (then with no QR code).
 #[derive(Debug, Clone)]
 pub struct Scene {
     /// The secret WeChat echoes in the scan event (160 random bits, hex).
     pub scene: String,
     /// The browser key of the session that created it.
     pub owner: String,
-    /// WeChat's ticket for the QR code.
+    /// WeChat's ticket for the QR code (`<method>:<scene>` for a login without one).
     pub ticket: String,
     /// What the QR code encodes.
     pub qr_url: String,
@@ -73,6 +109,68 @@ pub struct Scene {
     pub expires_at: i64,
     /// Last change.
     pub updated_at: i64,
+    /// How the login happens.
+    pub method: LoginMethod,
+}
+
+/// A redeemed login: whom to log in, at which session epoch, and how they logged in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Redeemed {
+    pub user_id: i64,
+    pub epoch: i64,
+    pub method: LoginMethod,
+}
+
+/// What using a sandbox web-authorization code found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OauthCodeUse {
+    /// Used now, for the first time: whose it is, and whether a snapshot page's user.
+    Fresh { openid: String, snapshot: bool },
+    /// Used before.
+    Used,
+    /// Never issued, or expired.
+    Unknown,
+}
+
+/// A web authorization setting out through WeChat.
+#[derive(Debug, Clone)]
+pub struct OauthStart {
+    /// The random `state` sent along.
+    pub state: String,
+    /// The browser that started it.
+    pub owner: String,
+    /// What per-client limits count by.
+    pub client_key: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+}
+
+/// How a login that needs no QR code moves on, given the user with its openid (id, disabled)
+/// and the time: the rule [`crate::login::scene::decide`] the store runs in its transaction.
+pub type DecideRule = fn(Option<(i64, bool)>, i64) -> SceneChange;
+
+/// A login by SMS code, ready to be stored.
+#[derive(Debug, Clone)]
+pub struct PhoneLogin {
+    /// The authorized scene to store (its user filled in by the store).
+    pub scene: Scene,
+    /// E.164.
+    pub phone: String,
+    /// The code that was right.
+    pub code_id: i64,
+    /// A phone with no user gets a new one (`WXLOGIN_PHONE_LOGIN=open`).
+    pub open: bool,
+}
+
+/// What a login by SMS code came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PhoneLoggedIn {
+    /// Logged in: redeem the stored scene.
+    Yes(i64),
+    /// The person is disabled.
+    Disabled,
+    /// The code was used meanwhile, or this phone may not log in.
+    Refused,
 }
 
 /// One of a client's new-QR slots, taken by [`crate::store::Scenes::reserve_qr_slot`]: spent
@@ -465,6 +563,8 @@ pub struct LoginRow {
     pub openid: String,
     /// What it came to.
     pub outcome: Outcome,
+    /// How.
+    pub method: LoginMethod,
     /// Where the login page was opened.
     pub client_ip: Option<String>,
     /// Its browser.
@@ -497,6 +597,8 @@ pub struct HistoryRow {
     pub id: i64,
     /// What it came to.
     pub outcome: Outcome,
+    /// How.
+    pub method: LoginMethod,
     /// Where the login page was opened.
     pub client_ip: Option<String>,
     /// Its browser.
@@ -603,8 +705,10 @@ pub struct OidcCode {
     pub nonce: Option<String>,
     /// PKCE S256 challenge.
     pub code_challenge: Option<String>,
-    /// When the person scanned.
+    /// When the person logged in.
     pub auth_time: i64,
+    /// How ([`LoginMethod::as_str`]), for `amr`.
+    pub amr: String,
     pub expires_at: i64,
 }
 
@@ -637,6 +741,8 @@ pub struct OidcToken {
     /// Granted scopes, space-separated.
     pub scope: String,
     pub auth_time: i64,
+    /// How the person logged in, for `amr`.
+    pub amr: String,
     pub expires_at: i64,
 }
 

@@ -1,5 +1,6 @@
 //! QR codes drawn as inline SVG, with a mask scorer fast enough for every `/login`: what the
-//! `qrcode` crate would draw, in a fraction of the time (docs/benchmarks.md).
+//! `qrcode` crate would draw, in a fraction of the time (docs/benchmarks.md); and the same
+//! codes as PNG images, for saving on a phone and for WeChat's long-press recognition.
 
 use leptos::prelude::*;
 
@@ -61,6 +62,49 @@ fn qr_path(url: &str) -> Option<(usize, String)> {
         }
     }
     Some((size, path))
+}
+
+// Pixels per module of a PNG: a version-3 code (the login URLs) comes out at 296 px square,
+// which WeChat's album scanner reads at once.
+const PNG_SCALE: usize = 8;
+
+/// The QR code of `url` as a PNG image (8-bit grey, 8 px per module, a 4-module quiet zone),
+/// or `None` (logged) if no code can hold it.
+pub fn qr_png(url: &str) -> Option<Vec<u8>> {
+    let (width, colors) = match qr_modules(url) {
+        Ok(code) => code,
+        Err(e) => {
+            tracing::error!(error = %e, "QR code could not be drawn");
+            return None;
+        }
+    };
+    let side = (width + 8) * PNG_SCALE;
+    let mut pixels = vec![255u8; side * side];
+    for (y, row) in colors.chunks(width).enumerate() {
+        for (x, color) in row.iter().enumerate() {
+            if *color != qrcode::Color::Dark {
+                continue;
+            }
+            for dy in 0..PNG_SCALE {
+                let start = ((y + 4) * PNG_SCALE + dy) * side + (x + 4) * PNG_SCALE;
+                pixels[start..start + PNG_SCALE].fill(0);
+            }
+        }
+    }
+    let mut out = Vec::with_capacity(4096);
+    let mut encoder = png::Encoder::new(&mut out, side as u32, side as u32);
+    encoder.set_color(png::ColorType::Grayscale);
+    encoder.set_depth(png::BitDepth::Eight);
+    let written = encoder
+        .write_header()
+        .and_then(|mut writer| writer.write_image_data(&pixels));
+    match written {
+        Ok(()) => Some(out),
+        Err(e) => {
+            tracing::error!(error = %e, "QR code PNG could not be encoded");
+            None
+        }
+    }
 }
 
 /// Appends `n` in decimal.
@@ -202,5 +246,20 @@ mod tests {
             assert_eq!(ours.0, theirs.width(), "width for {url}");
             assert_eq!(ours.1, theirs.to_colors(), "modules for {url}");
         }
+    }
+
+    #[test]
+    fn the_png_decodes_to_the_url() {
+        let url = "http://weixin.qq.com/q/02abcDEF_ghi-JKL";
+        let png = super::qr_png(url).unwrap();
+        let decoder = png::Decoder::new(std::io::Cursor::new(png));
+        let mut reader = decoder.read_info().unwrap();
+        let mut pixels = vec![0; reader.output_buffer_size().unwrap()];
+        let info = reader.next_frame(&mut pixels).unwrap();
+        let (w, h) = (info.width as usize, info.height as usize);
+        let mut image = rqrr::PreparedImage::prepare_from_greyscale(w, h, |x, y| pixels[y * w + x]);
+        let grids = image.detect_grids();
+        assert_eq!(grids.len(), 1);
+        assert_eq!(grids[0].decode().unwrap().1, url);
     }
 }

@@ -1,4 +1,5 @@
-//! The WeChat API client: one shared access token, temporary QR codes, user info.
+//! The WeChat API client: one shared access token, temporary QR codes, user info, and the
+//! exchange of a web-authorization code.
 //!
 //! Protocol facts that shape this file:
 //! - An access token lives 7,200 s. Each classic `cgi-bin/token` call invalidates the previous
@@ -353,6 +354,19 @@ impl WechatClient {
             "action_info": { "scene": { "scene_str": scene } },
         });
         self.call("cgi-bin/qrcode/create", Some(&body), &[]).await
+    }
+
+    /// Exchanges a web-authorization `code` for the person it stands for
+    /// (`sns/oauth2/access_token`; no access token of the account is involved).
+    pub async fn oauth_exchange(&self, code: &str) -> Result<super::oauth::Authorized, ApiError> {
+        let c = &self.config;
+        let req = self.http.get(self.url("sns/oauth2/access_token")).query(&[
+            ("appid", c.appid.as_str()),
+            ("secret", c.secret.expose_secret()),
+            ("code", code),
+            ("grant_type", "authorization_code"),
+        ]);
+        decode(req.send().await).await
     }
 
     /// What WeChat says about a person who follows the account.

@@ -71,7 +71,7 @@ async fn the_wechat_reply_shows_the_browser_only_as_what_it_claims() {
     // An attacker's page can say it is anything.
     let claimed = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) MicroMessenger/8.0.40";
     let response = app
-        .get_with_header(&browser, "/login", ("user-agent", claimed))
+        .get_with_header(&browser, "/login?qr=1", ("user-agent", claimed))
         .await;
     let html = response.text().await.unwrap();
     let ticket = crate::helpers::between(&html, "/sandbox/scan/", "\"").unwrap();

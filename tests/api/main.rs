@@ -13,6 +13,7 @@ mod login;
 mod oidc;
 mod ops;
 mod pages;
+mod phone;
 mod protocol;
 mod races;
 mod sandbox;

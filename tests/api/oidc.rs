@@ -7,7 +7,10 @@ use std::time::Duration;
 use openidconnect::{
     AccessTokenHash, AuthorizationCode, ClientId, ClientSecret, CsrfToken, IssuerUrl, Nonce,
     OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope, TokenResponse,
-    core::{CoreAuthenticationFlow, CoreClient, CoreProviderMetadata, CoreUserInfoClaims},
+    core::{
+        CoreAuthenticationFlow, CoreClient, CoreIdTokenClaims, CoreProviderMetadata,
+        CoreUserInfoClaims,
+    },
 };
 use wxlogin::provider::cli::{ClientCommand, client_command};
 
@@ -130,6 +133,11 @@ async fn a_site_logs_a_person_in_with_an_ordinary_oidc_client() {
         Some("+8613800138011")
     );
     assert_eq!(claims.phone_number_verified(), Some(true));
+    let amr = |claims: &CoreIdTokenClaims| -> Vec<String> {
+        let methods = claims.auth_method_refs().expect("amr");
+        methods.iter().map(|m| m.as_str().to_owned()).collect()
+    };
+    assert_eq!(amr(claims), ["scan"], "the person scanned");
     let sub = claims.subject().as_str().to_owned();
     assert!(
         !sub.contains("o_oidc_person") && sub.parse::<i64>().is_err(),
@@ -179,6 +187,11 @@ async fn a_site_logs_a_person_in_with_an_ordinary_oidc_client() {
         .claims(&verifier, |_: Option<&Nonce>| Ok(()))
         .unwrap();
     assert_eq!(refreshed_claims.subject().as_str(), sub);
+    assert_eq!(
+        amr(refreshed_claims),
+        ["scan"],
+        "a refresh keeps how they logged in"
+    );
 
     // Revoking an access token ends its userinfo (RFC 7009, client_secret_basic; the
     // crate's own revocation call insists on https).

@@ -14,7 +14,7 @@ use sqlx::{QueryBuilder, Sqlite as Db, SqliteConnection};
 use super::Sqlite;
 use crate::store::{
     ActOutcome, Action, Admin, AdminRow, AuditEntry, Cursor, Dashboard, HistoryRow, ListQuery,
-    LoginRow, Outcome, Sort, StoreError, StoreResult, Tri, UserRow,
+    LoginMethod, LoginRow, Outcome, Sort, StoreError, StoreResult, Tri, UserRow,
 };
 
 /// The column a sort orders by; each has an index on `(column, id)`.
@@ -151,7 +151,7 @@ fn stretches(after: Option<Cursor>) -> &'static [Stretch] {
 const EXPORT_BATCH: usize = 500;
 
 const LOGIN_COLUMNS: &str = "e.id, e.user_id, u.phone, e.openid, e.outcome, e.client_ip, \
-    e.user_agent, e.at FROM login_events e LEFT JOIN users u ON u.id = e.user_id";
+    e.user_agent, e.at, e.method FROM login_events e LEFT JOIN users u ON u.id = e.user_id";
 
 type LoginTuple = (
     i64,
@@ -162,10 +162,16 @@ type LoginTuple = (
     Option<String>,
     Option<String>,
     i64,
+    String,
 );
 
 fn outcome(stored: &str) -> Result<Outcome, StoreError> {
     Outcome::parse(stored).ok_or_else(|| StoreError(anyhow::anyhow!("unknown outcome `{stored}`")))
+}
+
+fn method(stored: &str) -> Result<LoginMethod, StoreError> {
+    LoginMethod::parse(stored)
+        .ok_or_else(|| StoreError(anyhow::anyhow!("unknown login method `{stored}`")))
 }
 
 fn login_row(t: LoginTuple) -> Result<LoginRow, StoreError> {
@@ -175,6 +181,7 @@ fn login_row(t: LoginTuple) -> Result<LoginRow, StoreError> {
         phone: t.2,
         openid: t.3,
         outcome: outcome(&t.4)?,
+        method: method(&t.8)?,
         client_ip: t.5,
         user_agent: t.6,
         at: t.7,
@@ -343,8 +350,8 @@ impl Admin for Sqlite {
         before: (i64, i64),
         limit: i64,
     ) -> StoreResult<Vec<HistoryRow>> {
-        let rows: Vec<(i64, String, Option<String>, Option<String>, i64)> = sqlx::query_as(
-            "SELECT id, outcome, client_ip, user_agent, at FROM login_events \
+        let rows: Vec<(i64, String, Option<String>, Option<String>, i64, String)> = sqlx::query_as(
+            "SELECT id, outcome, client_ip, user_agent, at, method FROM login_events \
              WHERE (user_id = ?1 OR (user_id IS NULL AND openid = ?2)) AND (at, id) < (?3, ?4) \
              ORDER BY at DESC, id DESC LIMIT ?5",
         )
@@ -356,10 +363,11 @@ impl Admin for Sqlite {
         .fetch_all(&self.db)
         .await?;
         rows.into_iter()
-            .map(|(id, stored, client_ip, user_agent, at)| {
+            .map(|(id, stored, client_ip, user_agent, at, how)| {
                 Ok(HistoryRow {
                     id,
                     outcome: outcome(&stored)?,
+                    method: method(&how)?,
                     client_ip,
                     user_agent,
                     at,

@@ -6,11 +6,11 @@ use sqlx::SqliteConnection;
 
 use super::{
     Sqlite,
-    scenes::{RECORD_EVENT_SQL, RESOLVE_SQL},
+    scenes::{INSERT_SQL, RECORD_EVENT_SQL, RESOLVE_SQL},
 };
 use crate::store::{
-    Binding, Blocked, CodeTry, Limit, LinkRequest, Linked, NewCode, Outcome, SceneState,
-    SendLimits, StoreResult,
+    Binding, Blocked, CodeTry, Limit, LinkRequest, Linked, LoginMethod, NewCode, Outcome,
+    PhoneLoggedIn, PhoneLogin, SceneState, SendLimits, StoreResult,
 };
 
 const HOUR: i64 = 3600;
@@ -188,10 +188,99 @@ impl Binding for Sqlite {
             .bind(&scene.client_ip)
             .bind(&scene.user_agent)
             .bind(t)
+            .bind(scene.method.as_str())
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
         Ok(Linked::Yes(user_id))
+    }
+
+    async fn phone_login(&self, login: PhoneLogin) -> StoreResult<PhoneLoggedIn> {
+        let PhoneLogin {
+            scene,
+            phone,
+            code_id,
+            open,
+        } = login;
+        let t = scene.created_at;
+        let mut tx = self.db.begin().await?;
+        // Claim the code first: this write takes the lock, so everything below sees a settled
+        // state, and of two parallel right answers one logs in.
+        let claimed = sqlx::query("UPDATE sms_codes SET used = 1 WHERE id = ? AND used = 0")
+            .bind(code_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if claimed != 1 {
+            return Ok(PhoneLoggedIn::Refused);
+        }
+        let existing: Option<(i64, Option<String>, bool)> =
+            sqlx::query_as("SELECT id, openid, disabled FROM users WHERE phone = ?")
+                .bind(&phone)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let record = |user_id: i64, openid: Option<String>, outcome: Outcome| {
+            sqlx::query(RECORD_EVENT_SQL)
+                .bind(user_id)
+                .bind(openid.unwrap_or_default())
+                .bind(outcome.as_str())
+                .bind(scene.client_ip.clone())
+                .bind(scene.user_agent.clone())
+                .bind(t)
+                .bind(LoginMethod::Sms.as_str())
+        };
+        let (user_id, openid) = match existing {
+            Some((id, openid, true)) => {
+                record(id, openid, Outcome::Disabled)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                return Ok(PhoneLoggedIn::Disabled);
+            }
+            Some((id, openid, false)) => (id, openid),
+            None if open => {
+                let made = sqlx::query_scalar::<_, i64>(
+                    "INSERT INTO users (phone, created_at) VALUES (?, ?) RETURNING id",
+                )
+                .bind(&phone)
+                .bind(t)
+                .fetch_one(&mut *tx)
+                .await;
+                match made {
+                    Ok(id) => (id, None),
+                    // The same phone logged in from another browser first: let this one try
+                    // again rather than guess.
+                    Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                        return Ok(PhoneLoggedIn::Refused);
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            None => return Ok(PhoneLoggedIn::Refused),
+        };
+        sqlx::query(INSERT_SQL)
+            .bind(&scene.scene)
+            .bind(&scene.owner)
+            .bind(&scene.ticket)
+            .bind(&scene.qr_url)
+            .bind(SceneState::Authorized.as_str())
+            .bind(&openid)
+            .bind(user_id)
+            .bind(&scene.lang)
+            .bind(&scene.client_ip)
+            .bind("")
+            .bind(&scene.user_agent)
+            .bind(t)
+            .bind(scene.expires_at)
+            .bind(t)
+            .bind(LoginMethod::Sms.as_str())
+            .execute(&mut *tx)
+            .await?;
+        record(user_id, openid, Outcome::LoggedIn)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(PhoneLoggedIn::Yes(user_id))
     }
 
     async fn store_profile(

@@ -10,7 +10,8 @@ use super::{
     scenes::{RECORD_EVENT_SQL, RESOLVE_SQL, by_scene},
 };
 use crate::store::{
-    Callbacks, Delivery, Effect, Recorded, ScanFacts, ScanRule, StoreError, StoreResult,
+    Callbacks, Delivery, Effect, LoginMethod, Recorded, ScanFacts, ScanRule, StoreError,
+    StoreResult,
 };
 
 #[async_trait::async_trait]
@@ -117,7 +118,9 @@ fn apply(
         }
         Effect::Scan { scene } => {
             set_following(conn, openid, true, d.now)?;
-            let Some(scene) = by_scene(conn, scene)? else {
+            // Only a QR code's scene can be scanned: the others never had one.
+            let scene = by_scene(conn, scene)?.filter(|s| s.method == LoginMethod::Scan);
+            let Some(scene) = scene else {
                 let verdict = decide(&ScanFacts {
                     scene: None,
                     openid,
@@ -153,7 +156,8 @@ fn apply(
                 change.outcome.as_str(),
                 scene.client_ip,
                 scene.user_agent,
-                d.now
+                d.now,
+                scene.method.as_str()
             ])?;
             Ok((verdict.reply, Some((change.state, scene.owner))))
         }

@@ -311,6 +311,9 @@ const KEEP: &[(&str, &str, i64)] = &[
     ("sms_codes", "created_at", 2 * 86_400),
     // A scene is dead minutes after its QR code; login history lives in login_events.
     ("login_scenes", "expires_at", 7 * 86_400),
+    // A web authorization's state lives minutes; the per-client count looks back an hour.
+    ("wechat_oauth_states", "created_at", 2 * 3600),
+    ("sandbox_oauth_codes", "expires_at", 86_400),
     // The sandbox's tickets and tokens die with their expiry.
     ("sandbox_tickets", "expires_at", 86_400),
     ("sandbox_tokens", "expires_at", 86_400),

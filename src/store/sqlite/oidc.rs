@@ -16,9 +16,9 @@ use crate::{
 const CLIENT_COLUMNS: &str =
     "id, name, secret_hash, redirect_uris, post_logout_redirect_uris, created_at";
 const CODE_COLUMNS: &str = "code_hash, grant_id, client_id, user_id, redirect_uri, scope, nonce, \
-    code_challenge, auth_time, expires_at";
+    code_challenge, auth_time, expires_at, amr";
 const TOKEN_COLUMNS: &str =
-    "token_hash, kind, grant_id, client_id, user_id, scope, auth_time, expires_at";
+    "token_hash, kind, grant_id, client_id, user_id, scope, auth_time, expires_at, amr";
 
 fn hash_of(row: &SqliteRow, column: &str) -> StoreResult<[u8; 32]> {
     let bytes: Vec<u8> = row.try_get(column)?;
@@ -60,6 +60,7 @@ fn token_of(row: &SqliteRow) -> StoreResult<OidcToken> {
         user_id: row.try_get("user_id")?,
         scope: row.try_get("scope")?,
         auth_time: row.try_get("auth_time")?,
+        amr: row.try_get("amr")?,
         expires_at: row.try_get("expires_at")?,
     })
 }
@@ -117,6 +118,7 @@ fn redeemed_code(row: &impl Columns, hash: [u8; 32]) -> Result<OidcCode, StoreEr
         code_challenge: row.maybe_text(6)?,
         auth_time: row.int(7)?,
         expires_at: row.int(8)?,
+        amr: row.text(9)?,
     })
 }
 
@@ -131,6 +133,7 @@ fn redeemed_token(row: &impl Columns, hash: [u8; 32]) -> Result<OidcToken, Store
         scope: row.text(3)?,
         auth_time: row.int(4)?,
         expires_at: row.int(5)?,
+        amr: row.text(6)?,
     })
 }
 
@@ -197,7 +200,7 @@ fn exchange<T>(
         )));
     };
     let mut insert = conn.prepare_cached(&format!(
-        "INSERT INTO oidc_tokens ({TOKEN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+        "INSERT INTO oidc_tokens ({TOKEN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
     ))?;
     for token in &tokens {
         insert.execute(rusqlite::params![
@@ -209,6 +212,7 @@ fn exchange<T>(
             token.scope,
             token.auth_time,
             token.expires_at,
+            token.amr,
         ])?;
     }
     Ok(Exchanged::Issued(redeemed, user))
@@ -217,7 +221,7 @@ fn exchange<T>(
 const CODE: Redemption<OidcCode> = Redemption {
     redeem: "UPDATE oidc_codes SET used_at = ?1 WHERE code_hash = ?2 AND used_at IS NULL \
              AND expires_at > ?3 RETURNING grant_id, client_id, user_id, redirect_uri, scope, \
-             nonce, code_challenge, auth_time, expires_at",
+             nonce, code_challenge, auth_time, expires_at, amr",
     used: "SELECT grant_id FROM oidc_codes WHERE code_hash = ? AND used_at IS NOT NULL",
     read: |row, hash| redeemed_code(row, hash),
     user_id: |code| code.user_id,
@@ -226,7 +230,7 @@ const CODE: Redemption<OidcCode> = Redemption {
 const REFRESH: Redemption<OidcToken> = Redemption {
     redeem: "UPDATE oidc_tokens SET used_at = ?1 WHERE token_hash = ?2 AND kind = 'refresh' \
              AND used_at IS NULL AND revoked_at IS NULL AND expires_at > ?3 \
-             RETURNING grant_id, client_id, user_id, scope, auth_time, expires_at",
+             RETURNING grant_id, client_id, user_id, scope, auth_time, expires_at, amr",
     used: "SELECT grant_id FROM oidc_tokens WHERE token_hash = ? AND kind = 'refresh' \
            AND used_at IS NOT NULL",
     read: |row, hash| redeemed_token(row, hash),
@@ -431,7 +435,7 @@ impl Oidc for Sqlite {
 
     async fn add_code(&self, code: &OidcCode) -> StoreResult<()> {
         sqlx::query(&format!(
-            "INSERT INTO oidc_codes ({CODE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            "INSERT INTO oidc_codes ({CODE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         ))
         .bind(&code.hash[..])
         .bind(&code.grant_id)
@@ -443,6 +447,7 @@ impl Oidc for Sqlite {
         .bind(&code.code_challenge)
         .bind(code.auth_time)
         .bind(code.expires_at)
+        .bind(&code.amr)
         .execute(&self.db)
         .await?;
         Ok(())

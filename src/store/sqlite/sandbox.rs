@@ -1,7 +1,7 @@
 //! The sandbox's state: its access tokens, QR tickets, followers and SMS inbox.
 
 use super::{Sqlite, WriteError};
-use crate::store::{SandboxState, StoreResult};
+use crate::store::{OauthCodeUse, SandboxState, StoreResult};
 
 #[async_trait::async_trait]
 impl SandboxState for Sqlite {
@@ -92,6 +92,62 @@ impl SandboxState for Sqlite {
         .execute(&self.db)
         .await?;
         Ok(())
+    }
+
+    async fn meet(&self, openid: &str, now: i64) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO sandbox_followers (openid, following, subscribe_time) VALUES (?, 0, ?) \
+             ON CONFLICT (openid) DO NOTHING",
+        )
+        .bind(openid)
+        .bind(now)
+        .execute(&self.db)
+        .await?;
+        Ok(())
+    }
+
+    async fn insert_oauth_code(
+        &self,
+        code: &str,
+        openid: &str,
+        snapshot: bool,
+        expires_at: i64,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO sandbox_oauth_codes (code, openid, snapshot, expires_at) \
+             VALUES (?, ?, ?, ?)",
+        )
+        .bind(code)
+        .bind(openid)
+        .bind(snapshot)
+        .bind(expires_at)
+        .execute(&self.db)
+        .await?;
+        Ok(())
+    }
+
+    async fn use_oauth_code(&self, code: &str, now: i64) -> StoreResult<OauthCodeUse> {
+        // One statement: of two exchanges of one code at once, one gets the person.
+        let fresh: Option<(String, bool)> = sqlx::query_as(
+            "UPDATE sandbox_oauth_codes SET used = 1 \
+             WHERE code = ? AND used = 0 AND expires_at > ? RETURNING openid, snapshot",
+        )
+        .bind(code)
+        .bind(now)
+        .fetch_optional(&self.db)
+        .await?;
+        if let Some((openid, snapshot)) = fresh {
+            return Ok(OauthCodeUse::Fresh { openid, snapshot });
+        }
+        let used: Option<bool> =
+            sqlx::query_scalar("SELECT used = 1 FROM sandbox_oauth_codes WHERE code = ?")
+                .bind(code)
+                .fetch_optional(&self.db)
+                .await?;
+        Ok(match used {
+            Some(true) => OauthCodeUse::Used,
+            _ => OauthCodeUse::Unknown,
+        })
     }
 
     async fn recent_openids(&self, limit: i64) -> StoreResult<Vec<String>> {

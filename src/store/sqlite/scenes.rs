@@ -13,11 +13,14 @@ use std::{
 };
 
 use super::{Sqlite, WriteError};
-use crate::store::{QrSlot, Scene, SceneState, Scenes, StoreError, StoreResult};
+use crate::store::{
+    DecideRule, LoginMethod, OauthStart, QrSlot, Redeemed, Scene, SceneChange, SceneState, Scenes,
+    StoreError, StoreResult,
+};
 
 /// The columns of a scene, in the order [`scene_from`] reads them.
 pub(super) const COLUMNS: &str = "scene, owner, ticket, qr_url, state, openid, user_id, lang, \
-    client_ip, user_agent, created_at, expires_at, updated_at";
+    client_ip, user_agent, created_at, expires_at, updated_at, method";
 
 /// One row's columns by position, whichever driver read it: a scene is mapped in one place.
 pub(super) trait Columns {
@@ -75,6 +78,11 @@ pub(super) fn scene_from(row: &impl Columns) -> Result<Scene, StoreError> {
         created_at: row.int(10)?,
         expires_at: row.int(11)?,
         updated_at: row.int(12)?,
+        method: {
+            let method = row.text(13)?;
+            LoginMethod::parse(&method)
+                .ok_or_else(|| anyhow::anyhow!("unknown login method `{method}`"))?
+        },
     })
 }
 
@@ -98,9 +106,15 @@ pub(super) const RESOLVE_SQL: &str = "UPDATE login_scenes SET state = ?, openid 
     updated_at = ?, expires_at = MAX(expires_at, ?) WHERE scene = ?";
 
 /// Writes a login history row. Parameters: user id, openid, outcome, client IP, user agent,
-/// time.
+/// time, method.
 pub(super) const RECORD_EVENT_SQL: &str = "INSERT INTO login_events \
-    (user_id, openid, outcome, client_ip, user_agent, at) VALUES (?, ?, ?, ?, ?, ?)";
+    (user_id, openid, outcome, client_ip, user_agent, at, method) VALUES (?, ?, ?, ?, ?, ?, ?)";
+
+/// Inserts a scene. Parameters: scene, owner, ticket, QR URL, state, openid, user id, lang,
+/// client IP, client key, user agent, created, expires, updated, method.
+pub(super) const INSERT_SQL: &str = "INSERT INTO login_scenes (scene, owner, ticket, qr_url, \
+    state, openid, user_id, lang, client_ip, client_key, user_agent, created_at, expires_at, \
+    updated_at, method) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
 
 #[async_trait::async_trait]
 impl Scenes for Sqlite {
@@ -173,24 +187,22 @@ impl Scenes for Sqlite {
         let stored = self
             .writer
             .run(move |conn| {
-                conn.prepare_cached(
-                    "INSERT INTO login_scenes (scene, owner, ticket, qr_url, state, lang, \
-                     client_ip, client_key, user_agent, created_at, expires_at, updated_at) \
-                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                )?
-                .execute(rusqlite::params![
+                conn.prepare_cached(INSERT_SQL)?.execute(rusqlite::params![
                     s.scene,
                     s.owner,
                     s.ticket,
                     s.qr_url,
                     s.state.as_str(),
+                    s.openid,
+                    s.user_id,
                     s.lang,
                     s.client_ip,
                     key,
                     s.user_agent,
                     s.created_at,
                     s.expires_at,
-                    s.updated_at
+                    s.updated_at,
+                    s.method.as_str(),
                 ])?;
                 Ok::<_, WriteError>(())
             })
@@ -202,21 +214,23 @@ impl Scenes for Sqlite {
         Ok(())
     }
 
-    async fn consume(&self, owner: &str, grace: i64, now: i64) -> StoreResult<Option<(i64, i64)>> {
-        let user: Option<Option<i64>> = sqlx::query_scalar(
+    async fn consume(&self, owner: &str, grace: i64, now: i64) -> StoreResult<Option<Redeemed>> {
+        let user: Option<(Option<i64>, String)> = sqlx::query_as(
             "UPDATE login_scenes SET state = 'consumed', updated_at = ?1 \
              WHERE owner = ?2 AND state = 'authorized' AND updated_at > ?1 - ?3 \
                AND user_id IS NOT NULL \
-             RETURNING user_id",
+             RETURNING user_id, method",
         )
         .bind(now)
         .bind(owner)
         .bind(grace)
         .fetch_optional(&self.db)
         .await?;
-        let Some(Some(user_id)) = user else {
+        let Some((Some(user_id), method)) = user else {
             return Ok(None);
         };
+        let method = LoginMethod::parse(&method)
+            .ok_or_else(|| anyhow::anyhow!("unknown login method `{method}`"))?;
         let epoch: i64 = sqlx::query_scalar(
             "UPDATE users SET last_login_at = ? WHERE id = ? RETURNING session_epoch",
         )
@@ -224,7 +238,107 @@ impl Scenes for Sqlite {
         .bind(user_id)
         .fetch_one(&self.db)
         .await?;
-        Ok(Some((user_id, epoch)))
+        Ok(Some(Redeemed {
+            user_id,
+            epoch,
+            method,
+        }))
+    }
+
+    async fn start_oauth(&self, start: &OauthStart, cap: i64) -> StoreResult<Result<(), i64>> {
+        // Insert first, then count in the same transaction: the insert takes SQLite's write
+        // lock, so parallel starts are counted one after the other and can't all slip in.
+        let mut tx = self.db.begin().await?;
+        sqlx::query(
+            "INSERT INTO wechat_oauth_states (state, owner, client_key, created_at, expires_at) \
+             VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(&start.state)
+        .bind(&start.owner)
+        .bind(&start.client_key)
+        .bind(start.created_at)
+        .bind(start.expires_at)
+        .execute(&mut *tx)
+        .await?;
+        // An unknown address (no socket info) is not one client: don't lump them together.
+        if !start.client_key.is_empty() {
+            let window_start = start.created_at - 3600;
+            let capped_since: Option<i64> = sqlx::query_scalar(
+                "SELECT created_at FROM wechat_oauth_states \
+                 WHERE client_key = ? AND created_at > ? \
+                 ORDER BY created_at DESC LIMIT 1 OFFSET ?",
+            )
+            .bind(&start.client_key)
+            .bind(window_start)
+            .bind(cap)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some(since) = capped_since {
+                tx.rollback().await?;
+                return Ok(Err((since - window_start).max(1)));
+            }
+        }
+        tx.commit().await?;
+        Ok(Ok(()))
+    }
+
+    async fn take_oauth(&self, state: &str, owner: &str, now: i64) -> StoreResult<bool> {
+        // One statement: of any number of parallel returns with this state, one gets it.
+        let taken = sqlx::query(
+            "UPDATE wechat_oauth_states SET expires_at = 0 \
+             WHERE state = ? AND owner = ? AND expires_at > ?",
+        )
+        .bind(state)
+        .bind(owner)
+        .bind(now)
+        .execute(&self.db)
+        .await?
+        .rows_affected();
+        Ok(taken == 1)
+    }
+
+    async fn insert_decided(&self, scene: Scene, decide: DecideRule) -> StoreResult<SceneChange> {
+        self.writer
+            // The writer runs each job in a savepoint of its transaction: all of it or nothing.
+            .run(move |tx| {
+                let openid = scene.openid.as_deref().unwrap_or("");
+                let user: Option<(i64, bool)> = {
+                    use rusqlite::OptionalExtension;
+                    tx.prepare_cached("SELECT id, disabled FROM users WHERE openid = ?")?
+                        .query_row([openid], |row| Ok((row.get(0)?, row.get(1)?)))
+                        .optional()?
+                };
+                let change = decide(user, scene.created_at);
+                tx.prepare_cached(INSERT_SQL)?.execute(rusqlite::params![
+                    scene.scene,
+                    scene.owner,
+                    scene.ticket,
+                    scene.qr_url,
+                    change.state.as_str(),
+                    openid,
+                    change.user_id,
+                    scene.lang,
+                    scene.client_ip,
+                    "",
+                    scene.user_agent,
+                    scene.created_at,
+                    scene.expires_at.max(change.least_expiry),
+                    scene.created_at,
+                    scene.method.as_str(),
+                ])?;
+                tx.prepare_cached(RECORD_EVENT_SQL)?
+                    .execute(rusqlite::params![
+                        change.user_id,
+                        openid,
+                        change.outcome.as_str(),
+                        scene.client_ip,
+                        scene.user_agent,
+                        scene.created_at,
+                        scene.method.as_str(),
+                    ])?;
+                Ok::<_, StoreError>(change)
+            })
+            .await
     }
 }
 

@@ -33,6 +33,36 @@ impl Users for Sqlite {
         row.as_ref().map(user_from).transpose()
     }
 
+    async fn by_phone(&self, phone: &str) -> StoreResult<Option<User>> {
+        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM users WHERE phone = ?"))
+            .bind(phone)
+            .fetch_optional(&self.db)
+            .await?;
+        row.as_ref().map(user_from).transpose()
+    }
+
+    async fn set_following(&self, openid: &str, following: bool, now: i64) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO followers (openid, following, updated_at) VALUES (?1, ?2, ?3) \
+             ON CONFLICT (openid) DO UPDATE SET following = ?2, updated_at = ?3",
+        )
+        .bind(openid)
+        .bind(following)
+        .bind(now)
+        .execute(&self.db)
+        .await?;
+        Ok(())
+    }
+
+    async fn following(&self, openid: &str) -> StoreResult<Option<bool>> {
+        Ok(
+            sqlx::query_scalar("SELECT following FROM followers WHERE openid = ?")
+                .bind(openid)
+                .fetch_optional(&self.db)
+                .await?,
+        )
+    }
+
     async fn log_out_everywhere(&self, id: i64) -> StoreResult<()> {
         sqlx::query("UPDATE users SET session_epoch = session_epoch + 1 WHERE id = ?")
             .bind(id)
