@@ -7,7 +7,9 @@
 import { before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes, randomInt } from 'node:crypto';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
+import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 
@@ -185,3 +187,49 @@ export async function typeCode(page, code) {
   await input.fill('');
   return submission(page, '/bind/verify', () => input.pressSequentially(code));
 }
+
+// ---------------------------------------------------------------------------------------
+// the example site (examples/relying-party.mjs), registered as an OpenID Connect client
+
+const WXLOGIN_BIN = process.env.WXLOGIN_BIN ?? '';
+const DATABASE_URL = process.env.WXLOGIN_DATABASE_URL ?? '';
+const EXAMPLE = fileURLToPath(new URL('../examples/relying-party.mjs', import.meta.url));
+
+/** A free port on 127.0.0.1 (the example site binds it next). */
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** Registers the example site and starts it; resolves once it listens. */
+export async function startSite() {
+  const port = await freePort();
+  const out = execFileSync(
+    WXLOGIN_BIN,
+    ['client', 'add', '--name', 'Example Site', '--redirect-uri', `http://127.0.0.1:${port}/callback`],
+    { env: { ...process.env, WXLOGIN_DATABASE_URL: DATABASE_URL, RUST_LOG: 'warn' }, encoding: 'utf8', timeout: 30_000 },
+  );
+  const { client_id: clientId, client_secret: clientSecret } = JSON.parse(out);
+  assert.ok(clientId && clientSecret, `client add printed its credentials: ${out}`);
+  const site = spawn(process.execPath, [EXAMPLE], {
+    env: { ...process.env, WXLOGIN_ISSUER: BASE_URL, CLIENT_ID: clientId, CLIENT_SECRET: clientSecret, PORT: String(port) },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  await new Promise((resolve, reject) => {
+    site.once('exit', (code) => reject(new Error(`the example site exited (${code})`)));
+    site.stdout.on('data', (chunk) => {
+      if (String(chunk).includes('listening')) resolve();
+    });
+  });
+  return { origin: `http://127.0.0.1:${port}`, stop: () => site.kill() };
+}
+
+/** Why the tests that need the example site can't run, or false. */
+const missing = [!WXLOGIN_BIN && 'WXLOGIN_BIN', !DATABASE_URL && 'WXLOGIN_DATABASE_URL'].filter(Boolean);
+export const siteSkip = missing.length ? `${missing.join(' and ')} not set (scripts/test exports them)` : false;

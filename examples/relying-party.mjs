@@ -81,7 +81,8 @@ async function handle(req, res) {
     if (who) {
       return page(res, 200, 'Example site',
         `<p id="rp-user">Logged in as <span id="rp-phone">${escape(who.phone_number ?? '')}</span>` +
-        ` (<code id="rp-sub">${escape(who.sub)}</code>)</p>`);
+        ` (<code id="rp-sub">${escape(who.sub)}</code>), by` +
+        ` <span id="rp-amr">${escape((who.amr ?? []).join(' '))}</span></p>`);
     }
     return page(res, 200, 'Example site', '<p><a id="rp-login" href="/login">Log in with WeChat</a></p>');
   }

@@ -6,9 +6,6 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
-import net from 'node:net';
-import { fileURLToPath } from 'node:url';
 import {
   BASE_URL,
   useBrowser,
@@ -21,56 +18,18 @@ import {
   smsCode,
   ticketOf,
   recordNavigations,
+  siteSkip,
+  startSite,
 } from '../support.mjs';
-
-const WXLOGIN_BIN = process.env.WXLOGIN_BIN ?? '';
-const DATABASE_URL = process.env.WXLOGIN_DATABASE_URL ?? '';
-const EXAMPLE = fileURLToPath(new URL('../../examples/relying-party.mjs', import.meta.url));
 
 const newContext = useBrowser({ locale: 'en-US' });
 
-/** A free port on 127.0.0.1 (the example site binds it next). */
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-/** Registers the example site and starts it; resolves once it listens. */
-async function startSite() {
-  const port = await freePort();
-  const out = execFileSync(
-    WXLOGIN_BIN,
-    ['client', 'add', '--name', 'Example Site', '--redirect-uri', `http://127.0.0.1:${port}/callback`],
-    { env: { ...process.env, WXLOGIN_DATABASE_URL: DATABASE_URL, RUST_LOG: 'warn' }, encoding: 'utf8', timeout: 30_000 },
-  );
-  const { client_id: clientId, client_secret: clientSecret } = JSON.parse(out);
-  assert.ok(clientId && clientSecret, `client add printed its credentials: ${out}`);
-  const site = spawn(process.execPath, [EXAMPLE], {
-    env: { ...process.env, WXLOGIN_ISSUER: BASE_URL, CLIENT_ID: clientId, CLIENT_SECRET: clientSecret, PORT: String(port) },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  await new Promise((resolve, reject) => {
-    site.once('exit', (code) => reject(new Error(`the example site exited (${code})`)));
-    site.stdout.on('data', (chunk) => {
-      if (String(chunk).includes('listening')) resolve();
-    });
-  });
-  return { origin: `http://127.0.0.1:${port}`, stop: () => site.kill() };
-}
-
-const missing = [!WXLOGIN_BIN && 'WXLOGIN_BIN', !DATABASE_URL && 'WXLOGIN_DATABASE_URL'].filter(Boolean);
 
 test(
   'a site logs its user in through wxlogin (scan, bind, back with the phone claim); prompt=none is silent',
   {
     timeout: 120_000,
-    skip: missing.length ? `${missing.join(' and ')} not set (scripts/test exports them)` : false,
+    skip: siteSkip,
   },
   async () => {
     const site = await startSite();
