@@ -6,7 +6,8 @@ pub use crate::store::User;
 use crate::{error::AppError, session::WebSession, state::AppState};
 
 /// The logged-in user of this request, if any. A session whose user has since been disabled,
-/// unbound, deleted or logged out everywhere ends here, at its next request.
+/// deleted or logged out everywhere (which unbinding their WeChat does too) ends here, at its
+/// next request.
 pub struct CurrentUser(pub Option<User>);
 
 impl FromRequestParts<AppState> for CurrentUser {
@@ -18,9 +19,7 @@ impl FromRequestParts<AppState> for CurrentUser {
             return Ok(CurrentUser(None));
         };
         match state.store.users.by_id(id).await? {
-            Some(user)
-                if !user.disabled && user.openid.is_some() && user.session_epoch == epoch =>
-            {
+            Some(user) if !user.disabled && user.session_epoch == epoch => {
                 Ok(CurrentUser(Some(user)))
             }
             _ => {

@@ -203,7 +203,10 @@ fn OtherWays(ways: Ways) -> impl IntoView {
                         {t.save_qr}
                     </a>
                 </p>
-                <p>{t.open_in_wechat} " " <code id="page-url">{ways.page_url}</code></p>
+                // Already in WeChat (the QR page asked for there): nothing to open it in.
+                {(ways.device == Device::Phone).then(|| view! {
+                    <p>{t.open_in_wechat} " " <code id="page-url">{ways.page_url}</code></p>
+                })}
                 {sms.map(|link| view! { <p class="sms-way">{link}</p> })}
             </section>
         }

@@ -107,9 +107,11 @@ fn cacheable(body: impl IntoResponse) -> Response {
     response
 }
 
-/// Whether `user` may still get codes and tokens: enabled and with a WeChat bound.
+/// Whether `user` may still get codes and tokens: not disabled. (A user without a WeChat
+/// may: one made by an SMS login, or whose WeChat an administrator unbound, logs in by SMS
+/// code; the unbinding itself ended their sessions.)
 pub fn may_log_in(user: &User) -> bool {
-    !user.disabled && user.openid.is_some()
+    !user.disabled
 }
 
 /// An RFC 6749 §5.2 JSON error with `status` (never cached).

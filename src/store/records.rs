@@ -614,7 +614,8 @@ pub enum Action {
     Disable,
     /// Undo [`Action::Disable`].
     Enable,
-    /// Forget their WeChat: they must scan and bind again.
+    /// Forget their WeChat and end their sessions: they scan and bind again (or log in by
+    /// SMS code).
     Unbind,
     /// Make them an administrator.
     GrantAdmin,

@@ -64,8 +64,8 @@ fn qr_path(url: &str) -> Option<(usize, String)> {
     Some((size, path))
 }
 
-// Pixels per module of a PNG: a version-3 code (the login URLs) comes out at 296 px square,
-// which WeChat's album scanner reads at once.
+// Pixels per module of a PNG: a login URL's code (41 modules, with the quiet zone 49) comes
+// out at 392 px square, which WeChat's album scanner reads at once.
 const PNG_SCALE: usize = 8;
 
 /// The QR code of `url` as a PNG image (8-bit grey, 8 px per module, a 4-module quiet zone),

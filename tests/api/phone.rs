@@ -688,6 +688,11 @@ async fn an_open_policy_makes_an_account_that_links_wechat_later() {
     assert_eq!(app.complete_login(&browser).await, "/");
     let openid: Option<String> = app.select("SELECT openid FROM users").await;
     assert_eq!(openid, None);
+    let home = app.page_text(&browser, "/").await;
+    assert!(
+        home.contains("138****0204"),
+        "logged in without a WeChat: {home}"
+    );
 
     // Later (past the resend cooldown), a scan by a new WeChat binds the same phone: the
     // same account gets it.
@@ -849,4 +854,50 @@ async fn sms_login_forms_need_their_csrf_token() {
     let bad = sms_send(&app, &browser, &sms_csrf(&app, &browser).await, "12345").await;
     assert_eq!(bad.status(), 400);
     assert_eq!(app.count("sms_codes").await, 0);
+}
+
+#[tokio::test]
+async fn administrators_see_how_each_login_happened() {
+    let app = spawn_app().await;
+    let admin = app.browser();
+    app.log_in_new_user(&admin, "o_admin_methods", "13800000301")
+        .await;
+    app.exec("UPDATE users SET is_admin = 1").await;
+    bound_user(&app, "o_methods", "13800000302").await;
+    let in_wechat = browser_as(WECHAT_UA);
+    log_in_in_wechat(&app, &in_wechat, "o_methods").await;
+    let by_sms = browser_as(SAFARI_UA);
+    let csrf = sms_csrf(&app, &by_sms).await;
+    let binding_code = app.sms_code("13800000302").await;
+    sms_send(&app, &by_sms, &csrf, "13800000302").await;
+    let code = sent_code(&app, "13800000302", binding_code).await.unwrap();
+    assert_eq!(
+        location(&sms_verify(&app, &by_sms, &csrf, &code).await),
+        "/login/complete"
+    );
+
+    let id: i64 = app
+        .select("SELECT id FROM users WHERE phone = '+8613800000302'")
+        .await;
+    let detail = app
+        .get_with_header(
+            &admin,
+            &format!("/admin/users/{id}"),
+            ("accept-language", "en"),
+        )
+        .await
+        .text()
+        .await
+        .unwrap();
+    for shown in [
+        "method-scan",
+        "method-wechat_oauth",
+        "method-sms",
+        "In WeChat",
+        "SMS code",
+    ] {
+        assert!(detail.contains(shown), "{shown} on the detail page");
+    }
+    let dashboard = app.page_text(&admin, "/admin").await;
+    assert!(dashboard.contains("method-sms"), "{dashboard}");
 }

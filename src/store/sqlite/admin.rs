@@ -487,10 +487,14 @@ async fn apply(
             let Some(Some(openid)) = old else {
                 return Ok(None);
             };
-            sqlx::query("UPDATE users SET openid = NULL, bound_at = NULL WHERE id = ?")
-                .bind(target)
-                .execute(&mut *conn)
-                .await?;
+            // Every session of theirs ends with it: whoever holds the WeChat logs in again.
+            sqlx::query(
+                "UPDATE users SET openid = NULL, bound_at = NULL, \
+                 session_epoch = session_epoch + 1 WHERE id = ?",
+            )
+            .bind(target)
+            .execute(&mut *conn)
+            .await?;
             return Ok(Some(Some(format!("openid {openid}"))));
         }
     };
