@@ -144,21 +144,7 @@ fn BindPage() -> impl IntoView {
             flow: Flow::Bind,
             key: scene.scene.clone(),
         };
-        let stored = session.code_phone(PhoneStep::Bind).await?;
-        let form = match stored.and_then(|p| Phone::parse(&p)) {
-            Some(phone) => {
-                let wait = target.resend_wait(&state, &phone).await?;
-                BindForm::Code {
-                    phone,
-                    wait,
-                    error: None,
-                }
-            }
-            None => BindForm::Phone {
-                value: String::new(),
-                error: None,
-            },
-        };
+        let form = target.page_form(&state, &session).await?;
         let csrf = session.csrf_token().await?;
         if let Some(policy) = form_policy(&state, &session).await? {
             request.header(axum::http::header::CONTENT_SECURITY_POLICY, policy);
@@ -260,6 +246,23 @@ struct NewSms {
 }
 
 impl Target {
+    /// What the form's GET page shows: the code step when a code went to a phone, else the
+    /// phone step.
+    async fn page_form(&self, state: &AppState, session: &WebSession) -> AppResult<BindForm> {
+        let stored = session.code_phone(self.flow.step()).await?;
+        Ok(match stored.and_then(|p| Phone::parse(&p)) {
+            Some(phone) => BindForm::Code {
+                wait: self.resend_wait(state, &phone).await?,
+                phone,
+                error: None,
+            },
+            None => BindForm::Phone {
+                value: String::new(),
+                error: None,
+            },
+        })
+    }
+
     /// The typed number, or the phone step again with the error (400).
     async fn parse_phone(
         &self,

@@ -30,7 +30,6 @@ use crate::{
     login::scene::{LoginMethod, Scene, SceneState},
     metrics::Metrics,
     pages::{Detour, PageRequest, page},
-    phone::Phone,
     session::{PhoneStep, WebSession},
     state::AppState,
     store::{PhoneLoggedIn, PhoneLogin},
@@ -77,15 +76,10 @@ pub(super) fn SmsLoginPage() -> impl IntoView {
         if query.change.is_some() {
             session.clear_code_phone(PhoneStep::Login).await?;
         }
-        let stored = session.code_phone(PhoneStep::Login).await?;
-        let owner = session.existing_browser_key().await?;
-        let form = match (stored.and_then(|p| Phone::parse(&p)), owner) {
-            (Some(phone), Some(owner)) => BindForm::Code {
-                wait: target(flow, &owner).resend_wait(&state, &phone).await?,
-                phone,
-                error: None,
-            },
-            _ => BindForm::Phone {
+        // A browser with no key has sent no code yet.
+        let form = match session.existing_browser_key().await? {
+            Some(owner) => target(flow, &owner).page_form(&state, &session).await?,
+            None => BindForm::Phone {
                 value: String::new(),
                 error: None,
             },

@@ -117,11 +117,7 @@ impl Binding for Sqlite {
         let mut tx = self.db.begin().await?;
         // Claim the code first: this write takes the lock, so everything below sees a settled
         // state.
-        let claimed = sqlx::query("UPDATE sms_codes SET used = 1 WHERE id = ? AND used = 0")
-            .bind(code_id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+        let claimed = claim_code(&mut tx, code_id).await?;
         let still_waiting = sqlx::query_scalar::<_, i64>(
             "SELECT COUNT(*) FROM login_scenes WHERE scene = ? AND state = 'needs_bind' AND expires_at > ?",
         )
@@ -129,7 +125,7 @@ impl Binding for Sqlite {
         .bind(t)
         .fetch_one(&mut *tx)
         .await?;
-        if claimed != 1 || still_waiting != 1 {
+        if !claimed || still_waiting != 1 {
             return Ok(Linked::Gone);
         }
         let existing: Option<(i64, Option<String>, bool)> =
@@ -206,12 +202,7 @@ impl Binding for Sqlite {
         let mut tx = self.db.begin().await?;
         // Claim the code first: this write takes the lock, so everything below sees a settled
         // state, and of two parallel right answers one logs in.
-        let claimed = sqlx::query("UPDATE sms_codes SET used = 1 WHERE id = ? AND used = 0")
-            .bind(code_id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        if claimed != 1 {
+        if !claim_code(&mut tx, code_id).await? {
             return Ok(PhoneLoggedIn::Refused);
         }
         let existing: Option<(i64, Option<String>, bool)> =
@@ -296,17 +287,24 @@ impl Binding for Sqlite {
             .bind(user_id)
             .execute(&self.db)
             .await?;
-        sqlx::query(
-            "INSERT INTO followers (openid, following, updated_at) VALUES (?1, ?2, ?3) \
-             ON CONFLICT (openid) DO UPDATE SET following = ?2, updated_at = ?3",
-        )
-        .bind(openid)
-        .bind(following)
-        .bind(now)
-        .execute(&self.db)
-        .await?;
+        sqlx::query(super::users::SET_FOLLOWING_SQL)
+            .bind(openid)
+            .bind(following)
+            .bind(now)
+            .execute(&self.db)
+            .await?;
         Ok(())
     }
+}
+
+/// Marks code `code_id` used, once: false when it already was.
+async fn claim_code(conn: &mut SqliteConnection, code_id: i64) -> sqlx::Result<bool> {
+    let claimed = sqlx::query("UPDATE sms_codes SET used = 1 WHERE id = ? AND used = 0")
+        .bind(code_id)
+        .execute(conn)
+        .await?
+        .rows_affected();
+    Ok(claimed == 1)
 }
 
 /// The limit that holds the longest for the new code `code` (row `except`, not counted).

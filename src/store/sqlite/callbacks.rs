@@ -165,10 +165,7 @@ fn apply(
 }
 
 fn set_following(conn: &Connection, openid: &str, following: bool, t: i64) -> rusqlite::Result<()> {
-    conn.prepare_cached(
-        "INSERT INTO followers (openid, following, updated_at) VALUES (?1, ?2, ?3) \
-         ON CONFLICT (openid) DO UPDATE SET following = ?2, updated_at = ?3",
-    )?
-    .execute(params![openid, following, t])?;
+    conn.prepare_cached(super::users::SET_FOLLOWING_SQL)?
+        .execute(params![openid, following, t])?;
     Ok(())
 }

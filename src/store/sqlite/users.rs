@@ -7,6 +7,11 @@ use crate::store::{StoreError, StoreResult, User, Users};
 pub(super) const COLUMNS: &str = "id, phone, openid, unionid, is_admin, disabled, created_at, \
     bound_at, last_login_at, session_epoch";
 
+/// Records whether an openid follows the account. Parameters: openid, following, time.
+pub(super) const SET_FOLLOWING_SQL: &str = "INSERT INTO followers (openid, following, \
+    updated_at) VALUES (?1, ?2, ?3) \
+    ON CONFLICT (openid) DO UPDATE SET following = ?2, updated_at = ?3";
+
 /// A user from a row of [`COLUMNS`], whichever driver read it.
 pub(super) fn user_from(row: &impl Columns) -> Result<User, StoreError> {
     Ok(User {
@@ -42,15 +47,12 @@ impl Users for Sqlite {
     }
 
     async fn set_following(&self, openid: &str, following: bool, now: i64) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO followers (openid, following, updated_at) VALUES (?1, ?2, ?3) \
-             ON CONFLICT (openid) DO UPDATE SET following = ?2, updated_at = ?3",
-        )
-        .bind(openid)
-        .bind(following)
-        .bind(now)
-        .execute(&self.db)
-        .await?;
+        sqlx::query(SET_FOLLOWING_SQL)
+            .bind(openid)
+            .bind(following)
+            .bind(now)
+            .execute(&self.db)
+            .await?;
         Ok(())
     }
 
