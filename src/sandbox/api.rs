@@ -345,3 +345,29 @@ pub(super) async fn oauth_access_token(
         Err(e) => db_fault(e),
     }
 }
+
+#[derive(Debug, Deserialize)]
+pub(super) struct ExpireRequest {
+    ticket: String,
+}
+
+/// `POST /sandbox/api/expire` `{"ticket"}`: the QR code dies now, as if its time had run out
+/// (tests of what a dead code looks like); its waiting page hears of it at once. 404 for an
+/// unknown ticket.
+pub(super) async fn expire(
+    State(state): State<AppState>,
+    Json(req): Json<ExpireRequest>,
+) -> Response {
+    match state.store.sandbox.expire_ticket(&req.ticket, now()).await {
+        Ok(Some(owner)) => {
+            state.live.announce(&owner);
+            Json(json!({ "expired": true })).into_response()
+        }
+        Ok(None) => (
+            StatusCode::NOT_FOUND,
+            Json(json!({ "error": "unknown ticket" })),
+        )
+            .into_response(),
+        Err(e) => db_fault(e),
+    }
+}

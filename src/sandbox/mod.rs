@@ -102,6 +102,7 @@ pub fn router(sandbox: Arc<Sandbox>) -> Router<AppState> {
         .route("/sandbox/api/scan", post(phone::scan_api))
         .route("/sandbox/api/sms", get(phone::sms_api))
         .route("/sandbox/api/faults", post(api::faults))
+        .route("/sandbox/api/expire", post(api::expire))
         // The sandbox's own state reaches its handlers here, so the application state needn't
         // know the sandbox.
         .layer(Extension(sandbox))

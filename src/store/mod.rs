@@ -267,6 +267,9 @@ pub trait SandboxState: Send + Sync {
     async fn cut_tokens(&self, until: i64) -> StoreResult<()>;
     /// Stores a new token.
     async fn insert_token(&self, token: &str, expires_at: i64) -> StoreResult<()>;
+    /// Makes the QR code of `ticket` die now, in WeChat's memory and in the login it belongs
+    /// to (tests of what a dead code looks like): the browser key of that login, if any.
+    async fn expire_ticket(&self, ticket: &str, now: i64) -> StoreResult<Option<String>>;
     /// Notes that `openid` met the account without following it (a web authorization), unless
     /// it is known already.
     async fn meet(&self, openid: &str, now: i64) -> StoreResult<()>;

@@ -94,6 +94,25 @@ impl SandboxState for Sqlite {
         Ok(())
     }
 
+    async fn expire_ticket(&self, ticket: &str, now: i64) -> StoreResult<Option<String>> {
+        let mut tx = self.db.begin().await?;
+        sqlx::query("UPDATE sandbox_tickets SET expires_at = ? WHERE ticket = ?")
+            .bind(now)
+            .bind(ticket)
+            .execute(&mut *tx)
+            .await?;
+        let owner: Option<String> = sqlx::query_scalar(
+            "UPDATE login_scenes SET expires_at = MIN(expires_at, ?) WHERE ticket = ? \
+             RETURNING owner",
+        )
+        .bind(now)
+        .bind(ticket)
+        .fetch_optional(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(owner)
+    }
+
     async fn meet(&self, openid: &str, now: i64) -> StoreResult<()> {
         sqlx::query(
             "INSERT INTO sandbox_followers (openid, following, subscribe_time) VALUES (?, 0, ?) \
