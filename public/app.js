@@ -9,14 +9,18 @@ const isLocalPath = (url) => url.startsWith('/') && !url.startsWith('//') && !ur
 
 let countdownTimer;
 
+// A live code's countdown; it turns urgent in the last `data-urgent` seconds. A dead code
+// has none (the server pushes the dead code when its time is up).
 function startCountdown() {
   const el = byId('countdown');
   clearInterval(countdownTimer);
   if (!el) return;
   const deadline = Date.now() + Number(el.dataset.remaining || 0) * 1000;
+  const urgent = Number(el.dataset.urgent || 30);
   const tick = () => {
     const left = Math.max(0, Math.round((deadline - Date.now()) / 1000));
     el.textContent = `${Math.floor(left / 60)}:${String(left % 60).padStart(2, '0')}`;
+    el.parentElement?.classList.toggle('urgent', left <= urgent);
     if (left === 0) clearInterval(countdownTimer);
   };
   tick();
@@ -34,9 +38,10 @@ function watchLogin() {
     block.innerHTML = e.data;
     startCountdown();
   });
+  // The scanned code and "logging in" stay on screen a moment before the page moves on.
   source.addEventListener('redirect', (e) => {
     source.close();
-    if (isLocalPath(e.data)) window.location.assign(e.data);
+    if (isLocalPath(e.data)) setTimeout(() => window.location.assign(e.data), 600);
   });
   source.addEventListener('idle', (e) => {
     source.close();

@@ -9,14 +9,15 @@ use tokio::net::TcpListener;
 use url::Url;
 
 use crate::{
-    config::{Mode, Settings, TokenEndpoint},
+    config::{BrandSettings, Mode, Settings, TokenEndpoint},
     maintenance,
     routes::{app, metrics_page},
     sandbox::Sandbox,
     server::{ConnectionLimits, serve_http1},
     sms,
-    state::AppState,
+    state::{AppState, Logo},
     store::Store,
+    ui::{assets::version_of, brand::Brand},
     wechat::client::{ClientConfig, TokenKind, WechatClient},
 };
 
@@ -77,7 +78,22 @@ impl Application {
             .then(|| self_url.join("wechat/callback").map(Sandbox::new))
             .transpose()?;
         let sms = sms::sender(&settings.sms, sandbox.is_some().then(|| store.clone()));
+        let logo = load_logo(&settings.brand)?;
+        let brand = settings.brand.clone();
+        let brand = Brand {
+            site_name: brand.site_name,
+            // The version makes a new logo (same path, new bytes) reach browsers at once.
+            logo_url: logo
+                .as_ref()
+                .map(|l| format!("/brand/logo?v={}", version_of(&l.bytes))),
+            account_name: brand.account_name,
+            privacy_url: brand.privacy_url,
+            terms_url: brand.terms_url,
+            support_contact: brand.support_contact,
+        };
         let state = AppState {
+            brand: Arc::new(brand),
+            logo,
             settings: Arc::new(settings),
             public_url,
             store,
@@ -153,4 +169,28 @@ impl Application {
             }
         }
     }
+}
+
+// A logo is an image for a 40 px header, not a download.
+const MAX_LOGO_BYTES: usize = 256 * 1024;
+
+/// Reads `WXLOGIN_LOGO_FILE`, if set: its bytes and type. A missing, unreadable or oversized
+/// file stops the start with its name, rather than a broken image on every page.
+fn load_logo(brand: &BrandSettings) -> anyhow::Result<Option<Arc<Logo>>> {
+    let Some(path) = &brand.logo_file else {
+        return Ok(None);
+    };
+    let bytes = std::fs::read(path)
+        .with_context(|| format!("WXLOGIN_LOGO_FILE: cannot read {}", path.display()))?;
+    anyhow::ensure!(
+        bytes.len() <= MAX_LOGO_BYTES,
+        "WXLOGIN_LOGO_FILE: {} is over {} KiB",
+        path.display(),
+        MAX_LOGO_BYTES / 1024
+    );
+    let content_type = crate::config::logo_type(path).context("WXLOGIN_LOGO_FILE: unknown type")?;
+    Ok(Some(Arc::new(Logo {
+        bytes,
+        content_type,
+    })))
 }

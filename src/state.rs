@@ -30,6 +30,16 @@ pub struct AppState {
     pub subject_key: Arc<[u8; 32]>,
     /// Counters for `/metrics`.
     pub metrics: Arc<Metrics>,
+    /// The site's name, logo and links, as its pages show them.
+    pub brand: Arc<crate::ui::brand::Brand>,
+    /// The logo file, served at `/brand/logo`.
+    pub logo: Option<Arc<Logo>>,
+}
+
+/// The site's logo (`WXLOGIN_LOGO_FILE`), as read at start.
+pub struct Logo {
+    pub bytes: Vec<u8>,
+    pub content_type: &'static str,
 }
 
 /// `leptos_axum`'s routes ask the state for Leptos' options. With SSR only and our own page

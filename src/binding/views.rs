@@ -175,5 +175,5 @@ pub(super) fn CodeForms(flow: Flow, form: BindForm, csrf: String) -> impl IntoVi
     let back = matches!(flow, Flow::Login { .. }).then(|| {
         view! { <p><a id="use-qr" href="/login?qr=1">{t.use_qr_instead}</a></p> }
     });
-    view! { <Shell title=title script=true>{body}{back}</Shell> }
+    view! { <Shell title=title script=true brand=true>{body}{back}</Shell> }
 }

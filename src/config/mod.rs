@@ -95,6 +95,26 @@ pub struct Settings {
     pub forward: ForwardSettings,
     /// Logging in from a phone.
     pub phones: PhoneSettings,
+    /// The site's name, logo and links on its pages.
+    pub brand: BrandSettings,
+}
+
+/// What the login and binding pages say about whose they are.
+#[derive(Debug, Clone, Default)]
+pub struct BrandSettings {
+    /// The site's name (`WXLOGIN_SITE_NAME`); unset: "微信扫码登录" / "WeChat login".
+    pub site_name: Option<String>,
+    /// A logo file (`WXLOGIN_LOGO_FILE`: PNG, SVG, JPEG or WebP, at most 256 KiB), read at
+    /// start and served by wxlogin itself, so the pages' policy stays `'self'`.
+    pub logo_file: Option<std::path::PathBuf>,
+    /// The Official Account's name (`WXLOGIN_ACCOUNT_NAME`), named in the login hint.
+    pub account_name: Option<String>,
+    /// Links to the site's privacy policy and terms (`WXLOGIN_PRIVACY_URL`, `WXLOGIN_TERMS_URL`).
+    pub privacy_url: Option<String>,
+    pub terms_url: Option<String>,
+    /// Whom a disabled person should contact (`WXLOGIN_SUPPORT_CONTACT`), on the page and in
+    /// the WeChat reply.
+    pub support_contact: Option<String>,
 }
 
 /// Logging in from a phone: WeChat's web authorization inside its browser, an SMS code
@@ -408,6 +428,7 @@ impl Settings {
         let ops = ops_section(&env)?;
         let forward = forward_section(&env)?;
         let phones = phones_section(mode, &env)?;
+        let brand = brand_section(&env)?;
         Ok(Settings {
             site_addr,
             database_url,
@@ -421,6 +442,7 @@ impl Settings {
             ops,
             forward,
             phones,
+            brand,
         })
     }
 
@@ -551,6 +573,59 @@ fn sms_provider(
 
 /// The operations and abuse settings: trusted proxies, the QR cap, metrics, shutdown, and what
 /// one connection may hold.
+/// The `Content-Type` of a logo file, by its extension; `None` for a kind not taken.
+pub fn logo_type(path: &std::path::Path) -> Option<&'static str> {
+    let extension = path.extension()?.to_str()?.to_ascii_lowercase();
+    Some(match extension.as_str() {
+        "png" => "image/png",
+        "svg" => "image/svg+xml",
+        "jpg" | "jpeg" => "image/jpeg",
+        "webp" => "image/webp",
+        _ => return None,
+    })
+}
+
+/// The `WXLOGIN_SITE_NAME`, `WXLOGIN_LOGO_FILE`, `WXLOGIN_ACCOUNT_NAME`, `WXLOGIN_PRIVACY_URL`,
+/// `WXLOGIN_TERMS_URL` and `WXLOGIN_SUPPORT_CONTACT` settings.
+fn brand_section(env: &dyn Fn(&str) -> Option<String>) -> Result<BrandSettings, ConfigError> {
+    let text = |name: &'static str, max: usize| match env(name) {
+        Some(v) if v.trim().chars().count() > max => Err(ConfigError::new(
+            name,
+            format!("longer than {max} characters"),
+        )),
+        Some(v) if v.chars().any(char::is_control) => {
+            Err(ConfigError::new(name, "has control characters"))
+        }
+        other => Ok(other.map(|v| v.trim().to_owned())),
+    };
+    let link = |name: &'static str| {
+        env(name)
+            .map(|v| parse_http_url(name, &v).map(String::from))
+            .transpose()
+    };
+    let logo_file = match env("WXLOGIN_LOGO_FILE") {
+        Some(path) => {
+            let path = std::path::PathBuf::from(path.trim());
+            if logo_type(&path).is_none() {
+                return Err(ConfigError::new(
+                    "WXLOGIN_LOGO_FILE",
+                    format!("{}: not a .png, .svg, .jpg or .webp file", path.display()),
+                ));
+            }
+            Some(path)
+        }
+        None => None,
+    };
+    Ok(BrandSettings {
+        site_name: text("WXLOGIN_SITE_NAME", 60)?,
+        logo_file,
+        account_name: text("WXLOGIN_ACCOUNT_NAME", 60)?,
+        privacy_url: link("WXLOGIN_PRIVACY_URL")?,
+        terms_url: link("WXLOGIN_TERMS_URL")?,
+        support_contact: text("WXLOGIN_SUPPORT_CONTACT", 120)?,
+    })
+}
+
 // What the sandbox's "follow us" card encodes: the shape of an account's QR link, leading
 // nowhere here.
 const SANDBOX_FOLLOW_QR_URL: &str = "http://weixin.qq.com/r/wxlogin-sandbox";

@@ -166,7 +166,8 @@ fn LoginPage() -> impl IntoView {
             phone_login,
             page_url,
         };
-        Ok(view! { <Login scene sandbox site ways /> }.into_any())
+        let support = state.brand.support_contact.clone();
+        Ok(view! { <Login scene sandbox site ways support /> }.into_any())
     })
 }
 
@@ -266,18 +267,28 @@ fn png_answer(url: &str, file: Option<&str>) -> AppResult<Response> {
 
 /// The login page showing `scene`'s QR code and status, and the site the login is for.
 #[component]
-fn Login(scene: Scene, sandbox: bool, site: Option<String>, ways: Ways) -> impl IntoView {
+fn Login(
+    scene: Scene,
+    sandbox: bool,
+    site: Option<String>,
+    ways: Ways,
+    support: Option<String>,
+) -> impl IntoView {
     let t = expect_context::<Lang>().text();
     let status = scene.status(now());
     let site = site.map(
         |name| view! { <p id="login-site" class="info">{fill(t.login_for_site, &[&name])}</p> },
     );
+    let hint = match crate::ui::brand::current().account_name.clone() {
+        Some(account) => fill(t.login_hint_account, &[&account]),
+        None => t.login_hint.to_owned(),
+    };
     view! {
-        <Shell title=t.login_title noscript_refresh=3 script=true>
+        <Shell title=t.login_title noscript_refresh=3 script=true brand=true>
             <h1>{t.login_title}</h1>
             {site}
-            <p class="hint">{t.login_hint}</p>
-            <div id="qr-block"><QrBlock scene sandbox /></div>
+            <p class="hint">{hint}</p>
+            <div id="qr-block"><QrBlock scene sandbox status support /></div>
             <div id="status" class="status" aria-live="polite"><StatusLine status /></div>
             <noscript><p class="muted">{t.noscript_hint}</p></noscript>
             <OtherWays ways />
@@ -285,36 +296,80 @@ fn Login(scene: Scene, sandbox: bool, site: Option<String>, ways: Ways) -> impl 
     }
 }
 
-/// The QR code, its countdown and (in sandbox mode) the link to the simulated phone; pushed
-/// again as `event: qr` when a fresh code replaces an expired one.
+// The countdown turns urgent in the code's last this many seconds.
+const URGENT_SECONDS: i64 = 30;
+
+/// The QR code in the state `status` says, pushed again as `event: qr` when it changes: live
+/// (with its countdown and, in sandbox mode, the link to the simulated phone); scanned (dimmed,
+/// a check mark over it); dead (dimmed, the state and "refresh" over it); or, for a disabled
+/// account, a panel in its place saying whom to contact. Only a live code has a countdown and
+/// a sandbox link: the others point at a ticket that no longer leads anywhere.
 #[component]
-fn QrBlock(scene: Scene, sandbox: bool) -> impl IntoView {
+fn QrBlock(scene: Scene, sandbox: bool, status: Status, support: Option<String>) -> impl IntoView {
     let t = expect_context::<Lang>().text();
-    let remaining = (scene.expires_at - now()).max(0);
-    let sandbox = sandbox.then(|| {
-        view! {
-            <p class="sandbox">
-                <a id="sandbox-link" href=scene.qr_url.clone() target="_blank" rel="noopener">
-                    {t.sandbox_link}
-                </a>
-                <br />
-                <small>{t.sandbox_note}</small>
-            </p>
+    let code = || view! { <QrSvg url=scene.qr_url.clone() /> };
+    match status {
+        Status::Waiting => {
+            let remaining = (scene.expires_at - now()).max(0);
+            let sandbox = sandbox.then(|| {
+                view! {
+                    <p class="sandbox">
+                        <a id="sandbox-link" href=scene.qr_url.clone() target="_blank" rel="noopener">
+                            {t.sandbox_link}
+                        </a>
+                        <br />
+                        <small>{t.sandbox_note}</small>
+                    </p>
+                }
+            });
+            let urgent = if remaining <= URGENT_SECONDS { "countdown urgent" } else { "countdown" };
+            view! {
+                <div id="qr" class="qr" data-state="live" role="img" aria-label=t.qr_alt>{code()}</div>
+                <p class=urgent>
+                    {t.expires_in} " "
+                    <time id="countdown" data-remaining=remaining.to_string()
+                        data-urgent=URGENT_SECONDS.to_string()>
+                        {format!("{}:{:02}", remaining / 60, remaining % 60)}
+                    </time>
+                </p>
+                {sandbox}
+            }
+            .into_any()
         }
-    });
-    view! {
-        <div id="qr" class="qr" role="img" aria-label=t.qr_alt><QrSvg url=scene.qr_url.clone() /></div>
-        <p class="countdown">
-            {t.expires_in} " "
-            <time id="countdown" data-remaining=remaining.to_string()>
-                {format!("{}:{:02}", remaining / 60, remaining % 60)}
-            </time>
-        </p>
-        {sandbox}
+        Status::Authorized | Status::NeedsBind => view! {
+            <div id="qr" class="qr dimmed" data-state="scanned">
+                {code()}
+                <p class="qr-overlay scanned"><span class="check" aria-hidden="true">"✓"</span>{t.qr_scanned}</p>
+            </div>
+        }
+        .into_any(),
+        Status::Expired => view! {
+            <div id="qr" class="qr dimmed" data-state="expired">
+                {code()}
+                <a id="qr-refresh" class="qr-overlay" href="/login?fresh=1">
+                    <strong>{t.qr_dead}</strong>
+                    <span>{t.qr_tap_to_refresh}</span>
+                </a>
+            </div>
+        }
+        .into_any(),
+        Status::Rejected => view! {
+            <div id="qr" class="disabled-panel" data-state="disabled" role="alert">
+                <p><strong>{t.status_rejected}</strong></p>
+                <p>{match support {
+                    Some(contact) => fill(t.disabled_contact, &[&contact]),
+                    None => t.disabled_contact_admin.to_owned(),
+                }}</p>
+                <p><a id="qr-refresh" href="/login?fresh=1">{t.login_with_other_wechat}</a></p>
+            </div>
+        }
+        .into_any(),
     }
 }
 
-/// The status line of a scene; pushed as `event: status` when it changes.
+/// The status line of a scene, right under the QR code; pushed as `event: status` when it
+/// changes. The ways on are on the code itself; without JavaScript a scanned page moves on by
+/// its refresh, or by the link here.
 #[component]
 fn StatusLine(status: Status) -> impl IntoView {
     let t = expect_context::<Lang>().text();
@@ -326,16 +381,8 @@ fn StatusLine(status: Status) -> impl IntoView {
             Some(("/login/complete", t.continue_link)),
         ),
         Status::NeedsBind => ("ok", t.status_needs_bind, Some(("/bind", t.continue_link))),
-        Status::Rejected => (
-            "refused",
-            t.status_rejected,
-            Some(("/login?fresh=1", t.new_qr)),
-        ),
-        Status::Expired => (
-            "expired",
-            t.status_expired,
-            Some(("/login?fresh=1", t.new_qr)),
-        ),
+        Status::Rejected => ("refused", t.status_rejected, None),
+        Status::Expired => ("expired", t.status_expired, None),
     };
     view! {
         <p class=format!("status-{class}")>
@@ -352,9 +399,10 @@ const MAX_AUTO_REFRESH: u32 = 6;
 /// `GET /login/events`: server-sent events for this browser's login.
 ///
 /// - `event: status`, data: HTML of the status line;
-/// - `event: qr`, data: HTML of a fresh QR block (the old code expired);
-/// - `event: redirect`, data: the URL to go to;
-/// - `event: idle`: no more fresh codes on this connection; the page offers a button.
+/// - `event: qr`, data: HTML of the QR block: a fresh code (the old one expired), the scanned
+///   code, the dead code, or the disabled account's panel;
+/// - `event: redirect`, data: the URL to go to (after the scanned code and its status);
+/// - `event: idle`: no more fresh codes on this connection; the dead code offers a refresh.
 ///
 /// On connect it sends the current state, so a reconnect (also after a restart) catches up.
 async fn events(
@@ -428,12 +476,25 @@ impl sse::Source for Watch {
         let key = (scene.scene.clone(), status);
         if self.last.as_ref() != Some(&key) {
             self.last = Some(key);
+            let sandbox = self.state.settings.mode == Mode::Sandbox;
             match status {
-                Status::Waiting | Status::Rejected => {
+                Status::Waiting => self.push("status", status_html(status, self.lang)),
+                Status::Rejected => {
+                    self.push("qr", self.block(scene, sandbox, status));
                     self.push("status", status_html(status, self.lang));
                 }
-                Status::Authorized => self.push_end("redirect", "/login/complete".into()),
-                Status::NeedsBind => self.push_end("redirect", "/bind".into()),
+                // The check mark and "logging in" first, where the eye is; the page follows
+                // the redirect a moment later.
+                Status::Authorized | Status::NeedsBind => {
+                    self.push("qr", self.block(scene, sandbox, status));
+                    self.push("status", status_html(status, self.lang));
+                    let to = if status == Status::Authorized {
+                        "/login/complete"
+                    } else {
+                        "/bind"
+                    };
+                    self.push_end("redirect", to.into());
+                }
                 Status::Expired if self.refreshes < MAX_AUTO_REFRESH => {
                     self.refreshes += 1;
                     match Box::pin(scene::create(
@@ -446,20 +507,21 @@ impl sse::Source for Watch {
                     {
                         // The next step sees the fresh scene and sends its status.
                         Ok(fresh) => {
-                            let sandbox = self.state.settings.mode == Mode::Sandbox;
-                            let html = render::fragment(self.lang, move || {
-                                view! { <QrBlock scene=fresh sandbox /> }
-                            });
+                            let html = self.block(fresh, sandbox, Status::Waiting);
                             self.push("qr", html);
                         }
-                        // Capped or WeChat unavailable: offer the button instead of retrying.
+                        // Capped or WeChat unavailable: the dead code says "refresh" instead.
                         Err(AppError::TooMany { .. } | AppError::Unavailable(_)) => {
+                            self.push("qr", self.block(scene, sandbox, status));
                             self.push_end("idle", status_html(status, self.lang))
                         }
                         Err(e) => return Err(e),
                     }
                 }
-                Status::Expired => self.push_end("idle", status_html(status, self.lang)),
+                Status::Expired => {
+                    self.push("qr", self.block(scene, sandbox, status));
+                    self.push_end("idle", status_html(status, self.lang));
+                }
             }
             return Ok(());
         }
@@ -487,6 +549,14 @@ fn status_html(status: Status, lang: Lang) -> String {
 }
 
 impl Watch {
+    /// The HTML of `scene`'s QR block in `status`, for a push.
+    fn block(&self, scene: Scene, sandbox: bool, status: Status) -> String {
+        let support = self.state.brand.support_contact.clone();
+        render::fragment(self.lang, move || {
+            view! { <QrBlock scene sandbox status support /> }
+        })
+    }
+
     fn push(&mut self, event: &str, data: String) {
         self.outbox.push(event, data);
     }

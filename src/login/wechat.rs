@@ -226,7 +226,7 @@ fn WechatProblem(problem: Problem) -> impl IntoView {
         }
     });
     view! {
-        <Shell title=t.wechat_title>
+        <Shell title=t.wechat_title brand=true>
             <h1>{t.wechat_title}</h1>
             <p id="wechat-problem" class="refused" role="alert">{message}</p>
             {ways}

@@ -322,6 +322,15 @@ pub struct Text {
     pub sandbox_oauth_bad_appid: &'static str,
     pub sandbox_oauth_bad_redirect: &'static str,
     pub sandbox_oauth_bad_scope: &'static str,
+    pub qr_scanned: &'static str,
+    pub qr_dead: &'static str,
+    pub qr_tap_to_refresh: &'static str,
+    pub disabled_contact: &'static str,
+    pub disabled_contact_admin: &'static str,
+    pub login_with_other_wechat: &'static str,
+    pub privacy_link: &'static str,
+    pub terms_link: &'static str,
+    pub login_hint_account: &'static str,
 }
 
 /// 简体中文.
@@ -345,9 +354,9 @@ pub static ZH: Text = Text {
     noscript_hint: "本页每 3 秒自动刷新一次。",
     status_waiting: "等待扫码…",
     status_authorized: "扫码成功，正在登录…",
-    status_needs_bind: "首次登录，请绑定手机号…",
+    status_needs_bind: "扫码成功，首次登录请绑定手机号…",
     status_rejected: "该账号已被停用，无法登录。",
-    status_expired: "二维码已过期。",
+    status_expired: "二维码已失效。",
     new_qr: "获取新的二维码",
     continue_link: "继续",
     qr_unavailable: "暂时无法生成二维码，请稍后再试。",
@@ -529,6 +538,15 @@ pub static ZH: Text = Text {
     sandbox_oauth_bad_appid: "参数错误：appid 不是这个公众号的。",
     sandbox_oauth_bad_redirect: "redirect_uri 域名与后台配置不一致（10003）。",
     sandbox_oauth_bad_scope: "scope 参数错误或没有 scope 权限（10005）。",
+    qr_scanned: "扫码成功",
+    qr_dead: "二维码已失效",
+    qr_tap_to_refresh: "点击刷新",
+    disabled_contact: "如有疑问，请联系 {}。",
+    disabled_contact_admin: "如有疑问，请联系网站管理员。",
+    login_with_other_wechat: "用其他微信扫码登录",
+    privacy_link: "隐私政策",
+    terms_link: "用户协议",
+    login_hint_account: "请用微信扫描二维码，关注「{}」后即可登录。",
 };
 
 /// English.
@@ -552,7 +570,7 @@ pub static EN: Text = Text {
     noscript_hint: "This page refreshes itself every 3 seconds.",
     status_waiting: "Waiting for a scan…",
     status_authorized: "Scanned. Logging you in…",
-    status_needs_bind: "First time here: bind your phone number…",
+    status_needs_bind: "Scanned. First time here: link your phone number…",
     status_rejected: "This account is disabled and cannot log in.",
     status_expired: "The QR code has expired.",
     new_qr: "Get a new QR code",
@@ -736,6 +754,15 @@ pub static EN: Text = Text {
     sandbox_oauth_bad_appid: "Parameter error: appid is not this Official Account's.",
     sandbox_oauth_bad_redirect: "redirect_uri's domain is not the one configured for web authorization (10003).",
     sandbox_oauth_bad_scope: "scope is wrong, or the account lacks its permission (10005).",
+    qr_scanned: "Scanned",
+    qr_dead: "QR code expired",
+    qr_tap_to_refresh: "Tap to refresh",
+    disabled_contact: "If you think this is a mistake, contact {}.",
+    disabled_contact_admin: "If you think this is a mistake, contact the site's administrator.",
+    login_with_other_wechat: "Log in with another WeChat",
+    privacy_link: "Privacy policy",
+    terms_link: "Terms of service",
+    login_hint_account: "Scan the QR code with WeChat and follow {} to log in.",
 };
 
 #[cfg(test)]

@@ -1,6 +1,8 @@
 //! The page shell and the small pieces every page shares, rendered to HTML on the server by
 //! Leptos. No WebAssembly: the live parts are the one ES module `public/app.js`.
 
+pub mod assets;
+pub mod brand;
 pub mod i18n;
 pub mod qr;
 pub mod render;
@@ -23,19 +25,27 @@ pub fn Shell(
     /// Load `/app.js` (the SSE client, countdowns).
     #[prop(optional)]
     script: bool,
+    /// Show the site's logo and name above the page and its privacy and terms links below
+    /// (the login and binding pages).
+    #[prop(optional)]
+    brand: bool,
     children: Children,
 ) -> impl IntoView {
     let lang = expect_context::<Lang>();
     let t = lang.text();
-    let full_title = if title == t.site_name {
+    let site = brand::current().name(t);
+    let full_title = if title == site {
         title
     } else {
-        format!("{title} · {}", t.site_name)
+        format!("{title} · {site}")
     };
+    // Type-erased: the document's type is deep enough already.
+    let header = brand.then(|| view! { <brand::BrandHeader /> }.into_any());
+    let footer = brand.then(|| view! { <brand::BrandFooter /> }.into_any());
     let refresh = noscript_refresh.map(|s| {
         view! { <noscript><meta http-equiv="refresh" content=s.to_string() /></noscript> }
     });
-    let script = script.then(|| view! { <script type="module" src="/app.js"></script> });
+    let script = script.then(|| view! { <script type="module" src=assets::SCRIPT.url()></script> });
     view! {
         <!DOCTYPE html>
         <html lang=lang.html_lang()>
@@ -45,12 +55,13 @@ pub fn Shell(
                 <meta name="referrer" content="same-origin" />
                 <MetaTags />
                 <Title text=full_title />
-                <link rel="stylesheet" href="/style.css" />
+                <link rel="icon" type="image/svg+xml" href=assets::FAVICON.url() />
+                <link rel="stylesheet" href=assets::STYLE.url() />
                 {refresh}
                 {script}
             </head>
             <body>
-                <main class="card">{children()}</main>
+                <main class="card">{header}{children()}{footer}</main>
             </body>
         </html>
     }

@@ -177,10 +177,11 @@ async fn a_scene_scanned_by_one_person_is_not_taken_over_by_another() {
         .await;
     assert_eq!(openid, "o_first");
     let mut events = SseReader::connect(&app, &browser).await;
-    assert_eq!(
-        events.next(Duration::from_secs(5)).await.unwrap().data,
-        "/bind"
-    );
+    let (_, redirect) = events
+        .until("redirect", Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(redirect.data, "/bind");
 }
 
 #[tokio::test]

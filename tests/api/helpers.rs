@@ -498,6 +498,21 @@ impl SseReader {
         }
     }
 
+    /// The events up to and including the next `name` event: what came before it, and it.
+    /// `None` if it doesn't come within `wait`.
+    pub async fn until(&mut self, name: &str, wait: Duration) -> Option<(Vec<SseEvent>, SseEvent)> {
+        let deadline = tokio::time::Instant::now() + wait;
+        let mut before = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let event = self.next(left).await?;
+            if event.event == name {
+                return Some((before, event));
+            }
+            before.push(event);
+        }
+    }
+
     /// The next named event, or `None` if none comes within `wait` (or the stream ends).
     pub async fn next(&mut self, wait: Duration) -> Option<SseEvent> {
         let deadline = tokio::time::Instant::now() + wait;

@@ -82,11 +82,22 @@ async fn first_scan_pushes_the_browser_to_binding_over_sse() {
 
     assert_eq!(answer["event"], "subscribe");
     assert!(answer["reply"].as_str().unwrap().contains("绑定手机号"));
-    let pushed = events.next(WAIT).await.expect("pushed");
-    assert_eq!(
-        (pushed.event.as_str(), pushed.data.as_str()),
-        ("redirect", "/bind")
+    // First what the eye sees: the scanned code with its check mark and the status under it;
+    // then where to go.
+    let (before, redirect) = events.until("redirect", WAIT).await.expect("pushed");
+    assert_eq!(redirect.data, "/bind");
+    let seen: Vec<&str> = before.iter().map(|e| e.event.as_str()).collect();
+    assert_eq!(seen, ["qr", "status"]);
+    assert!(
+        before[0].data.contains(r#"data-state="scanned""#),
+        "{}",
+        before[0].data
     );
+    assert!(
+        !before[0].data.contains("sandbox-link"),
+        "no link to a used ticket"
+    );
+    assert!(before[1].data.contains("扫码成功"), "{}", before[1].data);
 }
 
 #[tokio::test]
@@ -101,10 +112,12 @@ async fn a_bound_person_is_logged_in_at_once_and_the_scene_redeems_only_once() {
 
     assert_eq!(answer["event"], "SCAN", "already follows");
     assert!(answer["reply"].as_str().unwrap().contains("登录成功"));
-    let pushed = events.next(WAIT).await.unwrap();
-    assert_eq!(
-        (pushed.event.as_str(), pushed.data.as_str()),
-        ("redirect", "/login/complete")
+    let (before, redirect) = events.until("redirect", WAIT).await.unwrap();
+    assert_eq!(redirect.data, "/login/complete");
+    assert!(
+        before[1].data.contains("扫码成功，正在登录"),
+        "{}",
+        before[1].data
     );
     assert_eq!(app.complete_login(&browser).await, "/");
     let home = app.page_text(&browser, "/").await;
@@ -222,6 +235,15 @@ async fn a_disabled_person_is_refused_on_the_page_and_in_wechat_and_logged_out()
     let (page, mut events) = app.watch_login(&browser).await;
     let answer = app.scan(&page.ticket, "o_disabled").await;
     assert!(answer["reply"].as_str().unwrap().contains("停用"));
+    // The code gives way to a panel that says so, and the status line says it too.
+    let panel = events.next(WAIT).await.unwrap();
+    assert_eq!(panel.event, "qr");
+    assert!(
+        panel.data.contains(r#"data-state="disabled""#),
+        "{}",
+        panel.data
+    );
+    assert!(!panel.data.contains("<svg") && !panel.data.contains("countdown"));
     let pushed = events.next(WAIT).await.unwrap();
     assert_eq!(pushed.event, "status");
     assert!(pushed.data.contains("停用"), "{}", pushed.data);
@@ -278,7 +300,8 @@ async fn a_pending_login_survives_a_restart() {
     assert_eq!(events.next(WAIT).await.unwrap().event, "status");
     let answer = app.scan(&page.ticket, "o_restart").await;
     assert!(answer["reply"].as_str().unwrap().contains("登录成功"));
-    assert_eq!(events.next(WAIT).await.unwrap().data, "/login/complete");
+    let (_, redirect) = events.until("redirect", WAIT).await.unwrap();
+    assert_eq!(redirect.data, "/login/complete");
     assert_eq!(app.complete_login(&browser).await, "/");
 }
 

@@ -14,7 +14,7 @@ fn check_document(path: &str, html: &str) -> String {
     for script in html.split("<script").skip(1) {
         let tag = &script[..script.find('>').unwrap()];
         assert!(
-            tag.contains("src=\"/app.js\""),
+            tag.contains("src=\"/app.js?v="),
             "{path}: an inline script the CSP would refuse: <script{tag}>"
         );
     }

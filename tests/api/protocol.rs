@@ -85,10 +85,11 @@ async fn safe_mode_runs_end_to_end_through_the_sandbox() {
         answer["reply"].as_str().unwrap().contains("绑定手机号"),
         "{answer}"
     );
-    assert_eq!(
-        events.next(Duration::from_secs(5)).await.unwrap().data,
-        "/bind"
-    );
+    let (_, redirect) = events
+        .until("redirect", Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(redirect.data, "/bind");
 }
 
 #[tokio::test]
