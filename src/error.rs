@@ -53,10 +53,11 @@ impl From<tower_sessions::session::Error> for AppError {
 /// language of the request, which `IntoResponse` can't see.
 #[derive(Debug, Clone)]
 struct PendingError {
+    title: fn(&Text) -> &'static str,
     message: fn(&Text) -> &'static str,
     detail: Option<String>,
-    /// Fills the message's `{}`: minutes until a retry.
-    minutes: Option<i64>,
+    /// Fills the message's `{}`s: when a retry can work, and in how many minutes.
+    retry: Option<(String, i64)>,
     /// What went wrong on our side or upstream, for the log only.
     cause: Option<Cause>,
 }
@@ -72,31 +73,62 @@ enum Cause {
 
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
-        let (status, message): (StatusCode, fn(&Text) -> &'static str) = match &self {
-            AppError::BadRequest(_) => (StatusCode::BAD_REQUEST, |t| t.error_bad_request),
-            AppError::Forbidden => (StatusCode::FORBIDDEN, |t| t.error_forbidden),
-            AppError::NotFound => (StatusCode::NOT_FOUND, |t| t.error_not_found),
-            AppError::TooMany { .. } => (StatusCode::TOO_MANY_REQUESTS, |t| t.error_too_many),
-            AppError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, |t| t.error_unavailable),
-            AppError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, |t| t.error_internal),
+        type Words = fn(&Text) -> &'static str;
+        let (status, title, message): (StatusCode, Words, Words) = match &self {
+            AppError::BadRequest(_) => (
+                StatusCode::BAD_REQUEST,
+                |t| t.error_title_bad_request,
+                |t| t.error_bad_request,
+            ),
+            AppError::Forbidden => (
+                StatusCode::FORBIDDEN,
+                |t| t.error_title_forbidden,
+                |t| t.error_forbidden,
+            ),
+            AppError::NotFound => (
+                StatusCode::NOT_FOUND,
+                |t| t.error_title_not_found,
+                |t| t.error_not_found,
+            ),
+            AppError::TooMany { .. } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                |t| t.error_title_too_many,
+                |t| t.error_too_many,
+            ),
+            AppError::Unavailable(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                |t| t.error_title_unavailable,
+                |t| t.error_unavailable,
+            ),
+            AppError::Internal(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                |t| t.error_title,
+                |t| t.error_internal,
+            ),
         };
         let (detail, minutes, cause) = match self {
             AppError::BadRequest(detail) => (Some(detail), None, None),
-            AppError::TooMany { retry_after } => (None, Some((retry_after + 59) / 60), None),
+            AppError::TooMany { retry_after } => (None, Some(retry_after.max(1)), None),
             AppError::Unavailable(e) => (None, None, Some(Cause::Upstream(e.into()))),
             AppError::Internal(e) => (None, None, Some(Cause::Internal(e.into()))),
             AppError::Forbidden | AppError::NotFound => (None, None, None),
         };
         let mut response = status.into_response();
-        if let Some(minutes) = minutes
-            && let Ok(value) = HeaderValue::from_str(&(minutes * 60).to_string())
+        if let Some(seconds) = minutes
+            && let Ok(value) = HeaderValue::from_str(&seconds.to_string())
         {
             response.headers_mut().insert(header::RETRY_AFTER, value);
         }
+        // The clock time is rounded up to the minute, so it is never too early.
+        let retry = minutes.map(|seconds| {
+            let at = (crate::util::now() + seconds + 59) / 60 * 60;
+            (crate::ui::china_clock(at), (seconds + 59) / 60)
+        });
         response.extensions_mut().insert(PendingError {
+            title,
             message,
             detail,
-            minutes,
+            retry,
             cause,
         });
         response
@@ -117,11 +149,21 @@ pub async fn render_error_pages(lang: Lang, request: Request, next: Next) -> Res
         }
         None => {}
     }
-    let message = fill((error.message)(lang.text()), &[&error.minutes.unwrap_or(1)]);
+    let t = lang.text();
+    let message = match &error.retry {
+        Some((clock, minutes)) => fill((error.message)(t), &[clock, minutes]),
+        None => (error.message)(t).to_owned(),
+    };
+    let title = (error.title)(t);
     let detail = error.detail;
+    let status = response.status();
     let mut page = (
-        response.status(),
-        render::document(lang, move || view! { <ErrorPage message detail /> }).await,
+        status,
+        render::document(
+            lang,
+            move || view! { <ErrorPage status title message detail /> },
+        )
+        .await,
     )
         .into_response();
     // Keep what the error set (Retry-After, cookies), but describe the new body.
@@ -133,16 +175,26 @@ pub async fn render_error_pages(lang: Lang, request: Request, next: Next) -> Res
     page
 }
 
-/// The page of an error: what went wrong, in words for people, and the way home.
+/// The page of an error: what went wrong, in words for people, and the ways on (home; for a
+/// 429 of the login page, the other ways in on the login page are no help, but home is).
 #[component]
-fn ErrorPage(message: String, detail: Option<String>) -> impl IntoView {
+fn ErrorPage(
+    status: StatusCode,
+    title: &'static str,
+    message: String,
+    detail: Option<String>,
+) -> impl IntoView {
     let t = expect_context::<Lang>().text();
+    let login = (status == StatusCode::FORBIDDEN)
+        .then(|| view! { <a id="error-login" href="/login">{t.error_go_login}</a> });
     view! {
-        <Shell title=t.error_title>
-            <h1>{t.error_title}</h1>
-            <p class="error">{message}</p>
-            {detail.map(|d| view! { <p class="muted">{d}</p> })}
-            <p><a href="/">{t.back_home}</a></p>
+        <Shell title=title>
+            <div class="error-page" data-status=status.as_u16().to_string()>
+                <h1>{title}</h1>
+                <p class="error-message">{message}</p>
+                {detail.map(|d| view! { <p class="muted">{d}</p> })}
+                <p class="error-ways"><a id="back-home" href="/">{t.back_home}</a> {login}</p>
+            </div>
         </Shell>
     }
 }

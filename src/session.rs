@@ -16,6 +16,18 @@ const AUTH_TIME: &str = "auth_time";
 const REAUTH: &str = "oidc_reauth";
 const METHOD: &str = "login_method";
 const FOLLOW_HINT: &str = "follow_hint";
+const NOTICE: &str = "notice";
+
+/// Why a session ended, said once on the next page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Ended {
+    /// The person logged out.
+    LoggedOut,
+    /// The person logged out on every device.
+    LoggedOutEverywhere,
+    /// The account was disabled.
+    Disabled,
+}
 
 /// The session of the browser making the request.
 pub struct WebSession(Session);
@@ -130,6 +142,19 @@ impl WebSession {
     pub async fn log_out(&self) -> Result<(), AppError> {
         self.0.flush().await?;
         Ok(())
+    }
+
+    /// Ends the session and everything in it, and keeps (in a new session holding nothing
+    /// else) why, for the next page to say.
+    pub async fn end(&self, why: Ended) -> Result<(), AppError> {
+        self.0.flush().await?;
+        self.0.insert(NOTICE, why).await?;
+        Ok(())
+    }
+
+    /// Why the last session ended, once.
+    pub async fn take_ended(&self) -> Result<Option<Ended>, AppError> {
+        Ok(self.0.remove(NOTICE).await?)
     }
 
     /// Remembers where to go after login.

@@ -3,7 +3,11 @@
 use axum::{extract::FromRequestParts, http::request::Parts};
 
 pub use crate::store::User;
-use crate::{error::AppError, session::WebSession, state::AppState};
+use crate::{
+    error::AppError,
+    session::{Ended, WebSession},
+    state::AppState,
+};
 
 /// The logged-in user of this request, if any. A session whose user has since been disabled,
 /// deleted or logged out everywhere (which unbinding their WeChat does too) ends here, at its
@@ -21,6 +25,10 @@ impl FromRequestParts<AppState> for CurrentUser {
         match state.store.users.by_id(id).await? {
             Some(user) if !user.disabled && user.session_epoch == epoch => {
                 Ok(CurrentUser(Some(user)))
+            }
+            Some(user) if user.disabled && user.session_epoch == epoch => {
+                session.end(Ended::Disabled).await?;
+                Ok(CurrentUser(None))
             }
             _ => {
                 session.log_out().await?;

@@ -22,7 +22,7 @@ use crate::{
     login::scene::{self, Outcome, SceneState, Status},
     metrics::Metrics,
     state::AppState,
-    store::{Delivery, Effect, Recorded, ScanFacts, ScanVerdict},
+    store::{Delivery, Effect, Recorded, ScanFacts, ScanRule, ScanVerdict},
     ui::{Lang, fill},
     util::{now, random_hex},
     wechat::{
@@ -259,7 +259,9 @@ async fn record_and_announce(
     first_follow: bool,
 ) -> AppResult<Option<String>> {
     let scan = matches!(delivery.effect, Effect::Scan { .. });
-    let recorded = state.store.callbacks.record(delivery, scan_rule).await?;
+    let support = state.brand.support_contact.clone();
+    let rule: ScanRule = Box::new(move |facts| scan_rule(facts, support.as_deref()));
+    let recorded = state.store.callbacks.record(delivery, rule).await?;
     let reply = match recorded {
         Recorded::ReplayedRequest(reply) => {
             tracing::info!("replayed request answered from record");
@@ -293,15 +295,25 @@ async fn record_and_announce(
     Ok(reply)
 }
 
-/// `HH:MM` in China Standard Time (UTC+8, no daylight saving), the clock WeChat users read.
-fn beijing_time(unix: i64) -> String {
-    let minutes = (unix + 8 * 3600).rem_euclid(86_400) / 60;
-    format!("{:02}:{:02}", minutes / 60, minutes % 60)
+/// What a disabled person reads in WeChat: refused, and whom to contact.
+fn disabled_reply(
+    t: &'static crate::ui::Text,
+    support: Option<&str>,
+    change: Option<crate::store::SceneChange>,
+) -> ScanVerdict {
+    let contact = match support {
+        Some(contact) => fill(t.disabled_contact, &[&contact]),
+        None => t.disabled_contact_admin.to_owned(),
+    };
+    ScanVerdict {
+        reply: Some(format!("{}{contact}", t.reply_disabled)),
+        change,
+    }
 }
 
 /// The scan rule the store runs in its transaction: how a scan moves the scene on
 /// ([`scene::scan_change`]) and what the person reads in WeChat.
-fn scan_rule(facts: &ScanFacts<'_>) -> ScanVerdict {
+fn scan_rule(facts: &ScanFacts<'_>, support: Option<&str>) -> ScanVerdict {
     let Some(scene) = facts.scene else {
         return ScanVerdict {
             reply: Some(Lang::Zh.text().reply_expired.to_owned()),
@@ -317,7 +329,7 @@ fn scan_rule(facts: &ScanFacts<'_>) -> ScanVerdict {
             _ if scene.openid.as_deref() != Some(facts.openid) => t.reply_used,
             Status::Authorized => t.reply_logged_in,
             Status::NeedsBind => t.reply_needs_bind,
-            Status::Rejected => t.reply_disabled,
+            Status::Rejected => return disabled_reply(t, support, None),
             // `scan_change` moves every waiting scene.
             Status::Waiting => t.reply_used,
         };
@@ -327,12 +339,7 @@ fn scan_rule(facts: &ScanFacts<'_>) -> ScanVerdict {
         };
     };
     let text = match change.outcome {
-        Outcome::Disabled => {
-            return ScanVerdict {
-                reply: Some(t.reply_disabled.to_owned()),
-                change: Some(change),
-            };
-        }
+        Outcome::Disabled => return disabled_reply(t, support, Some(change)),
         Outcome::LoggedIn => t.reply_logged_in,
         Outcome::NeedsBind => t.reply_needs_bind,
     };
@@ -343,7 +350,7 @@ fn scan_rule(facts: &ScanFacts<'_>) -> ScanVerdict {
         t.reply_where,
         &[
             &scene.client_ip.as_deref().unwrap_or("?"),
-            &beijing_time(facts.now),
+            &crate::ui::china_clock(facts.now),
             &describe_user_agent(scene.user_agent.as_deref().unwrap_or(""))
                 .unwrap_or_else(|| t.unknown_browser.to_owned()),
         ],
@@ -370,12 +377,15 @@ mod tests {
     }
 
     fn verdict(scene: Option<&Scene>, openid: &str, user: Option<(i64, bool)>) -> ScanVerdict {
-        scan_rule(&ScanFacts {
-            scene,
-            openid,
-            user,
-            now: 100,
-        })
+        scan_rule(
+            &ScanFacts {
+                scene,
+                openid,
+                user,
+                now: 100,
+            },
+            Some("support@example.com"),
+        )
     }
 
     #[test]
@@ -389,9 +399,11 @@ mod tests {
         );
         assert_eq!(bound.change.unwrap().state, SceneState::Authorized);
         let disabled = verdict(Some(&waiting), "o_a", Some((3, true)));
+        let refusal = disabled.reply.unwrap();
+        assert!(!refusal.contains("IP "), "no place line for a refusal");
         assert!(
-            !disabled.reply.unwrap().contains("IP "),
-            "no place line for a refusal"
+            refusal.contains("disabled") && refusal.contains("contact support@example.com"),
+            "{refusal}"
         );
     }
 

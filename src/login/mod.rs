@@ -33,7 +33,7 @@ use crate::{
     },
     oidc::authorize,
     pages::{self, Detour, PageRequest, page},
-    session::{ReturnTo, WebSession},
+    session::{Ended, ReturnTo, WebSession},
     state::AppState,
     ui::{Lang, Shell, fill, qr::QrSvg, render},
     users::CurrentUser,
@@ -599,7 +599,7 @@ pub struct CsrfForm {
 /// `POST /logout`.
 async fn logout(session: WebSession, Form(form): Form<CsrfForm>) -> AppResult<Redirect> {
     session.check_csrf(&form.csrf).await?;
-    session.log_out().await?;
+    session.end(Ended::LoggedOut).await?;
     Ok(Redirect::to("/"))
 }
 
@@ -615,6 +615,6 @@ async fn logout_everywhere(
         state.store.users.log_out_everywhere(user.id).await?;
         tracing::info!(user_id = user.id, "logged out everywhere");
     }
-    session.log_out().await?;
+    session.end(Ended::LoggedOutEverywhere).await?;
     Ok(Redirect::to("/"))
 }

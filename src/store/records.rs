@@ -340,9 +340,10 @@ pub struct SceneChange {
     pub least_expiry: i64,
 }
 
-/// The scan rule: given what the store found, what the scan does. A plain function, so the
-/// store runs it inside its transaction without knowing the rules.
-pub type ScanRule = fn(&ScanFacts<'_>) -> ScanVerdict;
+/// The scan rule: given what the store found, what the scan does. A function of the feature's
+/// (with what it needs of the settings), so the store runs it inside its transaction without
+/// knowing the rules.
+pub type ScanRule = Box<dyn Fn(&ScanFacts<'_>) -> ScanVerdict + Send>;
 
 /// What recording a delivery came to.
 #[derive(Debug)]

@@ -73,6 +73,28 @@ pub fn CsrfField(token: String) -> impl IntoView {
     view! { <input type="hidden" name="csrf" value=token /> }
 }
 
+/// `HH:MM` in China Standard Time (UTC+8, no daylight saving), the clock the people this serves
+/// read.
+pub fn china_clock(unix: i64) -> String {
+    let minutes = (unix + 8 * 3600).rem_euclid(86_400) / 60;
+    format!("{:02}:{:02}", minutes / 60, minutes % 60)
+}
+
+/// `2026-12-03 14:03` in China Standard Time.
+pub fn china_datetime(unix: i64) -> String {
+    match time::OffsetDateTime::from_unix_timestamp(unix + 8 * 3600) {
+        Ok(t) => format!(
+            "{:04}-{:02}-{:02} {:02}:{:02}",
+            t.year(),
+            u8::from(t.month()),
+            t.day(),
+            t.hour(),
+            t.minute()
+        ),
+        Err(_) => unix.to_string(),
+    }
+}
+
 /// Shows a phone number with its middle hidden: `138****5678`.
 pub fn mask_phone(e164: &str) -> String {
     let national = e164.strip_prefix("+86").unwrap_or(e164);

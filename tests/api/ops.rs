@@ -95,13 +95,14 @@ async fn new_qr_codes_per_client_ip_are_capped_but_reloads_are_free() {
 
     assert_eq!(capped.status(), 429);
     assert!(capped.headers().get("retry-after").is_some());
+    let refused = capped.text().await.unwrap();
+    // It says when, as a China-time clock and in minutes, and offers a way elsewhere.
     assert!(
-        capped
-            .text()
-            .await
-            .unwrap()
-            .contains("Too many requests from your network")
+        refused.contains("Too many requests came from your network"),
+        "{refused}"
     );
+    assert!(refused.contains("(China time), in about"), "{refused}");
+    assert!(refused.contains(r#"id="back-home" href="/""#), "{refused}");
     assert_eq!(
         app.open_login(&first).await.ticket,
         page.ticket,

@@ -80,5 +80,8 @@ async fn every_page_is_a_whole_document_with_its_title_and_no_inline_script() {
         .unwrap();
     assert_eq!(response.status(), 404);
     let title = check_document("/no-such-page", &response.text().await.unwrap());
-    assert!(title.contains("出错了"), "{title}");
+    assert!(
+        title.starts_with("页面不存在"),
+        "a 404 says what it is: {title}"
+    );
 }

@@ -31,12 +31,12 @@ impl Callbacks for Sqlite {
 
     async fn record(&self, delivery: Delivery, decide: ScanRule) -> StoreResult<Recorded> {
         self.writer
-            .run(move |conn| record(conn, &delivery, decide))
+            .run(move |conn| record(conn, &delivery, &decide))
             .await
     }
 }
 
-fn record(conn: &Connection, d: &Delivery, decide: ScanRule) -> Result<Recorded, StoreError> {
+fn record(conn: &Connection, d: &Delivery, decide: &ScanRule) -> Result<Recorded, StoreError> {
     let request = &d.request;
     let new_request = conn
         .prepare_cached(
@@ -107,7 +107,7 @@ fn record(conn: &Connection, d: &Delivery, decide: ScanRule) -> Result<Recorded,
 fn apply(
     conn: &Connection,
     d: &Delivery,
-    decide: ScanRule,
+    decide: &ScanRule,
 ) -> Result<(Option<String>, Option<(crate::store::SceneState, String)>), StoreError> {
     let openid = d.from_user.as_str();
     match &d.effect {
