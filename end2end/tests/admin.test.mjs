@@ -74,15 +74,27 @@ function wxloginAdmin(...args) {
   });
 }
 
-/** Submits the action form `#action-<name>` on a user's page; waits for the page it leads to. */
+/**
+ * Does action `<name>` on a user's page as a person would: an action that locks someone out
+ * is a link to its confirmation first (a second step that works without JavaScript), the
+ * others a form. Waits for the page it leads to, which says it is done.
+ */
 async function act(page, name) {
+  const link = page.locator(`a#action-${name}`);
+  let submit = page.locator(`form#action-${name} button`);
+  if (await link.count()) {
+    await Promise.all([page.waitForEvent('load'), link.click()]);
+    await page.locator('#confirm').waitFor({ state: 'visible' });
+    submit = page.locator(`form#confirm-${name} button`);
+  }
   const answer = page.waitForResponse(
     (r) => r.request().method() === 'POST' && pathOf(r.url()).endsWith(`/${name}`),
   );
   const loaded = page.waitForEvent('load');
-  await page.locator(`form#action-${name} button`).click();
+  await submit.click();
   assert.equal((await answer).status(), 303, `POST .../${name} -> 303`);
   await loaded;
+  await page.locator('#done').waitFor({ state: 'visible' });
 }
 
 // ---------------------------------------------------------------------------------------

@@ -25,6 +25,32 @@ impl Action {
     }
 
     /// The button and audit log label.
+    /// Whether it takes a second step: the ones that lock someone out.
+    pub fn needs_confirming(self) -> bool {
+        matches!(self, Action::Disable | Action::Unbind | Action::RevokeAdmin)
+    }
+
+    /// What the page asks before it is done (for [`Action::needs_confirming`] ones).
+    pub fn question(self, t: &Text) -> Option<&'static str> {
+        match self {
+            Action::Disable => Some(t.admin_confirm_disable),
+            Action::Unbind => Some(t.admin_confirm_unbind),
+            Action::RevokeAdmin => Some(t.admin_confirm_revoke),
+            Action::Enable | Action::GrantAdmin => None,
+        }
+    }
+
+    /// What the page says once it is done.
+    pub fn done(self, t: &Text) -> &'static str {
+        match self {
+            Action::Disable => t.admin_done_disable,
+            Action::Enable => t.admin_done_enable,
+            Action::Unbind => t.admin_done_unbind,
+            Action::GrantAdmin => t.admin_done_grant,
+            Action::RevokeAdmin => t.admin_done_revoke,
+        }
+    }
+
     pub fn label(self, t: &Text) -> &'static str {
         match self {
             Action::Disable => t.admin_action_disable,

@@ -63,7 +63,7 @@ fn ClientList(clients: Vec<Client>) -> impl IntoView {
             })
             .collect_view();
         view! {
-            <div class="table-scroll">
+            <div class="table-scroll" tabindex="0" role="region" aria-label=t.admin_nav_clients>
                 <table id="clients">
                     <thead><tr>
                         <th>{t.admin_col_client_name}</th>

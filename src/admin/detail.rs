@@ -19,7 +19,7 @@ use crate::{
         query::{bad_query, parse_query, user_id},
         times::{format_time, format_timestamp},
     },
-    client_info::describe_user_agent,
+    client_info::{ClientInfo, describe_user_agent},
     error::{AppError, AppResult},
     pages::{PageRequest, page},
     session::WebSession,
@@ -38,6 +38,10 @@ const AUDIT_LIMIT: i64 = 200;
 #[derive(Debug, Default, Deserialize)]
 struct DetailQuery {
     before: Option<String>,
+    /// An action to confirm (its path segment): the second step, shown on this page.
+    confirm: Option<String>,
+    /// An action just done: its message.
+    done: Option<String>,
 }
 
 /// Where a history page starts: before the event at this time with this id.
@@ -124,7 +128,11 @@ pub(super) fn UserPage() -> impl IntoView {
         };
         let (events, older) = history(state, &user, before).await?;
         let audit = admin_store.audit_log(id, AUDIT_LIMIT).await?;
+        let known =
+            |segment: &Option<String>| segment.as_deref().and_then(Action::from_path_segment);
         let detail = Detail {
+            confirm: known(&query.confirm).filter(|a| a.needs_confirming()),
+            done: known(&query.done),
             is_self: user.id == admin.id,
             user,
             following,
@@ -149,6 +157,10 @@ struct Detail {
     csrf: String,
     /// The user is the administrator looking: no actions.
     is_self: bool,
+    /// The action being confirmed.
+    confirm: Option<Action>,
+    /// The action just done.
+    done: Option<Action>,
 }
 
 /// One user in full: facts, actions, login history and audit log.
@@ -164,6 +176,8 @@ fn UserDetail(detail: Detail) -> impl IntoView {
         audit,
         csrf,
         is_self,
+        confirm,
+        done,
     } = detail;
     let title = fill(t.admin_user_title, &[&user.id]);
     let dash = || "—".to_owned();
@@ -192,24 +206,57 @@ fn UserDetail(detail: Detail) -> impl IntoView {
             (!user.is_admin).then_some(Action::GrantAdmin),
             user.is_admin.then_some(Action::RevokeAdmin),
         ];
+        let page = format!("/admin/users/{}", user.id);
+        // Colours by meaning: locking someone out is red, letting them in green, rights grey.
+        let class = |action: Action| match action {
+            Action::Disable | Action::Unbind | Action::RevokeAdmin => "danger",
+            Action::Enable => "primary",
+            Action::GrantAdmin => "secondary",
+        };
+        let post = |action: Action, id: String, label: &'static str| {
+            view! {
+                <form id=id class="inline" method="post"
+                    action=format!("/admin/users/{}/{}", user.id, action.path_segment())>
+                    <CsrfField token=csrf.clone() />
+                    <input type="hidden" name="confirmed" value="1" />
+                    <button type="submit" class=class(action)>{label}</button>
+                </form>
+            }
+        };
         let forms = available
             .into_iter()
             .flatten()
             .map(|action| {
-                let danger = matches!(action, Action::Disable | Action::Unbind);
-                view! {
-                    <form id=format!("action-{}", action.path_segment()) class="inline" method="post"
-                        action=format!("/admin/users/{}/{}", user.id, action.path_segment())>
-                        <CsrfField token=csrf.clone() />
-                        <button type="submit" class=if danger { "danger" } else { "secondary" }>
-                            {action.label(t)}
-                        </button>
-                    </form>
+                let id = format!("action-{}", action.path_segment());
+                if action.needs_confirming() {
+                    // The first step is a link: it works without JavaScript and changes nothing.
+                    let href = format!("{page}?confirm={}", action.path_segment());
+                    view! { <a id=id class=format!("button {}", class(action)) href=href>{action.label(t)}</a> }
+                        .into_any()
+                } else {
+                    post(action, id, action.label(t)).into_any()
                 }
             })
             .collect_view();
-        view! { <div class="actions">{forms}</div> }.into_any()
+        let question = confirm.and_then(|action| {
+            let ask = action.question(t)?;
+            Some(view! {
+                <div id="confirm" class="confirm" role="alertdialog" aria-labelledby="confirm-question">
+                    <p id="confirm-question"><strong>{ask}</strong></p>
+                    <div class="actions">
+                        {post(action, format!("confirm-{}", action.path_segment()), t.admin_confirm_yes)}
+                        <a id="confirm-cancel" class="button secondary-button" href=page.clone()>{t.admin_confirm_cancel}</a>
+                    </div>
+                </div>
+            })
+        });
+        view! { {question}<div class="actions">{forms}</div> }.into_any()
     };
+    let done =
+        done.map(|action| view! { <p id="done" class="notice" role="status">{action.done(t)}</p> });
+    let badge = user
+        .disabled
+        .then(|| view! { " " <span id="disabled-badge" class="badge badge-disabled">{t.admin_badge_disabled}</span> });
 
     let history_table = if events.is_empty() {
         view! { <p class="muted">{t.admin_no_history}</p> }.into_any()
@@ -232,7 +279,7 @@ fn UserDetail(detail: Detail) -> impl IntoView {
             })
             .collect_view();
         view! {
-            <div class="table-scroll">
+            <div class="table-scroll" tabindex="0" role="region" aria-label=t.admin_login_history>
                 <table id="login-history">
                     <thead><tr>
                         <th>{t.admin_col_time}</th>
@@ -260,7 +307,8 @@ fn UserDetail(detail: Detail) -> impl IntoView {
     view! {
         <AdminShell title=title.clone() section=Section::Users>
             <p><a href="/admin/users">{t.admin_back_to_users}</a></p>
-            <h1>{title}</h1>
+            <h1>{title}{badge}</h1>
+            {done}
             {facts}
             <h2>{t.admin_actions_title}</h2>
             {actions}
@@ -297,7 +345,7 @@ pub(super) fn AuditTable(
         })
         .collect_view();
     view! {
-        <div class="table-scroll">
+        <div class="table-scroll" tabindex="0" role="region" aria-label=t.admin_audit_title>
             <table id=id>
                 <thead><tr>
                     <th>{t.admin_col_time}</th>
@@ -343,16 +391,21 @@ fn AuditLine(entry: AuditEntry, label: Option<String>) -> impl IntoView {
 pub struct ActionForm {
     #[serde(default)]
     csrf: String,
+    /// `1` from the confirmation of an action that needs one.
+    confirmed: Option<String>,
 }
 
-/// `POST /admin/users/{id}/{action}`: applies the action and its audit row in one
-/// transaction, then goes back to the user's page (303). Not on yourself: an administrator
-/// can't lock themselves out or change their own rights.
+/// `POST /admin/users/{id}/{action}`: applies the action and its audit row (with the
+/// administrator's address) in one transaction, then goes back to the user's page (303), which
+/// says it is done. One that locks someone out must come from its confirmation (`confirmed=1`);
+/// without it, the page asks first. Not on yourself: an administrator can't lock themselves out
+/// or change their own rights.
 pub async fn act(
     AdminUser(admin): AdminUser,
     State(state): State<AppState>,
     lang: Lang,
     session: WebSession,
+    client: ClientInfo,
     Path((raw_id, segment)): Path<(String, String)>,
     Form(form): Form<ActionForm>,
 ) -> AppResult<Redirect> {
@@ -362,10 +415,19 @@ pub async fn act(
     if id == admin.id {
         return Err(AppError::BadRequest(lang.text().admin_err_self.to_owned()));
     }
+    if action.needs_confirming() && form.confirmed.as_deref() != Some("1") {
+        return Ok(Redirect::to(&format!(
+            "/admin/users/{id}?confirm={}",
+            action.path_segment()
+        )));
+    }
+    // Where from, in no language: the log is read in either. The store's own detail (an
+    // unbound openid) comes first.
+    let from = format!("IP {}", client.ip);
     let done = state
         .store
         .admin
-        .act(Some(admin.id), id, action, None)
+        .act(Some(admin.id), id, action, Some(&from))
         .await?
         .ok_or(AppError::NotFound)?;
     if done.changed {
@@ -376,5 +438,8 @@ pub async fn act(
             "admin action"
         );
     }
-    Ok(Redirect::to(&format!("/admin/users/{id}")))
+    Ok(Redirect::to(&format!(
+        "/admin/users/{id}?done={}",
+        action.path_segment()
+    )))
 }

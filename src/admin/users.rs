@@ -212,7 +212,7 @@ fn Users(query: ListQuery, rows: Vec<UserRow>, next: Option<Cursor>) -> impl Int
             .map(|row| view! { <UserLine row /> })
             .collect_view();
         view! {
-            <div class="table-scroll">
+            <div class="table-scroll" tabindex="0" role="region" aria-label=t.admin_nav_users>
                 <table id="users">
                     <thead>
                         <tr>
@@ -317,7 +317,11 @@ fn UserLine(row: UserRow) -> impl IntoView {
             <td><code>{row.unionid.unwrap_or_default()}</code></td>
             <td>{yes_no(row.following, t)}</td>
             <td>{yes_no(row.is_admin, t)}</td>
-            <td>{yes_no(row.disabled, t)}</td>
+            <td>{if row.disabled {
+                view! { <span class="badge badge-disabled">{t.admin_badge_disabled}</span> }.into_any()
+            } else {
+                yes_no(false, t).into_any()
+            }}</td>
             <td>{format_time(lang, row.bound_at)}</td>
             <td>{format_time(lang, row.last_login_at)}</td>
         </tr>

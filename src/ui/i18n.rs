@@ -347,6 +347,17 @@ pub struct Text {
     pub notice_logged_out: &'static str,
     pub notice_logged_out_everywhere: &'static str,
     pub notice_disabled: &'static str,
+    pub admin_confirm_disable: &'static str,
+    pub admin_confirm_unbind: &'static str,
+    pub admin_confirm_revoke: &'static str,
+    pub admin_confirm_yes: &'static str,
+    pub admin_confirm_cancel: &'static str,
+    pub admin_done_disable: &'static str,
+    pub admin_done_enable: &'static str,
+    pub admin_done_unbind: &'static str,
+    pub admin_done_grant: &'static str,
+    pub admin_done_revoke: &'static str,
+    pub admin_badge_disabled: &'static str,
 }
 
 /// 简体中文.
@@ -579,6 +590,17 @@ pub static ZH: Text = Text {
     notice_logged_out: "已退出登录。",
     notice_logged_out_everywhere: "已在所有设备上退出登录。",
     notice_disabled: "您的账号已被停用，因此已退出登录。",
+    admin_confirm_disable: "确定停用这个账号吗？对方的所有会话会立即结束，之后扫码也会被拒绝。",
+    admin_confirm_unbind: "确定解绑这个微信吗？对方的所有会话会立即结束，需要重新扫码并绑定手机号。",
+    admin_confirm_revoke: "确定取消这位管理员吗？对方将无法再进入管理后台。",
+    admin_confirm_yes: "确认",
+    admin_confirm_cancel: "取消",
+    admin_done_disable: "已停用该账号。",
+    admin_done_enable: "已启用该账号。",
+    admin_done_unbind: "已解绑微信。",
+    admin_done_grant: "已设为管理员。",
+    admin_done_revoke: "已取消管理员。",
+    admin_badge_disabled: "已停用",
 };
 
 /// English.
@@ -811,6 +833,17 @@ pub static EN: Text = Text {
     notice_logged_out: "You are logged out.",
     notice_logged_out_everywhere: "You are logged out on every device.",
     notice_disabled: "Your account was disabled, so you were logged out.",
+    admin_confirm_disable: "Disable this account? Every session of theirs ends at once, and their scans are refused.",
+    admin_confirm_unbind: "Unbind this WeChat? Every session of theirs ends at once; they scan and link their phone again.",
+    admin_confirm_revoke: "Remove this administrator? They can no longer open the admin area.",
+    admin_confirm_yes: "Confirm",
+    admin_confirm_cancel: "Cancel",
+    admin_done_disable: "The account is disabled.",
+    admin_done_enable: "The account is enabled.",
+    admin_done_unbind: "The WeChat is unbound.",
+    admin_done_grant: "They are an administrator now.",
+    admin_done_revoke: "They are no longer an administrator.",
+    admin_badge_disabled: "Disabled",
 };
 
 #[cfg(test)]

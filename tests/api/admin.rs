@@ -21,6 +21,22 @@ async fn admin_browser(app: &TestApp, openid: &str, phone: &str) -> (reqwest::Cl
     (browser, id)
 }
 
+/// POSTs an action form as its page sends it: the CSRF token, and the confirmation that the
+/// actions locking someone out need.
+async fn act(
+    app: &TestApp,
+    browser: &reqwest::Client,
+    path: &str,
+    csrf: &str,
+) -> reqwest::Response {
+    browser
+        .post(app.url(path))
+        .form(&[("csrf", csrf), ("confirmed", "1")])
+        .send()
+        .await
+        .unwrap()
+}
+
 /// The id of the user with this (national) phone.
 async fn user_id_of(app: &TestApp, phone: &str) -> i64 {
     app.select_with(
@@ -202,9 +218,13 @@ async fn every_admin_route_refuses_anonymous_and_plain_users_and_serves_admins()
     }
     let admin_csrf = app.csrf(&admin, &format!("/admin/users/{target}")).await;
     for path in &actions {
-        let response = app.post_csrf(&admin, path, &admin_csrf).await;
+        let response = act(&app, &admin, path, &admin_csrf).await;
         assert_eq!(response.status(), 303, "admin POST {path}");
-        assert_eq!(location(&response), format!("/admin/users/{target}"));
+        assert!(
+            location(&response).starts_with(&format!("/admin/users/{target}?done=")),
+            "{}",
+            location(&response)
+        );
     }
     let actions_done: Vec<String> = audit_rows(&app, target)
         .await
@@ -318,9 +338,7 @@ async fn search_finds_users_by_the_last_four_digits_and_by_wechat_ids() {
 
     // The search index follows changes: after an unbind the old openid finds nobody.
     let csrf = app.csrf(&admin, &format!("/admin/users/{a}")).await;
-    let unbound = app
-        .post_csrf(&admin, &format!("/admin/users/{a}/unbind"), &csrf)
-        .await;
+    let unbound = act(&app, &admin, &format!("/admin/users/{a}/unbind"), &csrf).await;
     assert_eq!(unbound.status(), 303);
     assert!(row_ids(&get_html(&app, &admin, "/admin/users?q=AAA1").await).is_empty());
     assert_eq!(
@@ -667,17 +685,13 @@ async fn actions_change_the_user_and_write_the_audit_log_in_one_go() {
     let page = format!("/admin/users/{id}");
     let csrf = app.csrf(&admin, &page).await;
 
-    app.post_csrf(&admin, &format!("{page}/disable"), &csrf)
-        .await;
+    act(&app, &admin, &format!("{page}/disable"), &csrf).await;
     assert_eq!(flags(&app, id).await, (false, true, Some("oa1".into())));
     // Disabling again changes nothing and records nothing.
-    app.post_csrf(&admin, &format!("{page}/disable"), &csrf)
-        .await;
-    app.post_csrf(&admin, &format!("{page}/grant-admin"), &csrf)
-        .await;
+    act(&app, &admin, &format!("{page}/disable"), &csrf).await;
+    act(&app, &admin, &format!("{page}/grant-admin"), &csrf).await;
     assert_eq!(flags(&app, id).await, (true, true, Some("oa1".into())));
-    app.post_csrf(&admin, &format!("{page}/unbind"), &csrf)
-        .await;
+    act(&app, &admin, &format!("{page}/unbind"), &csrf).await;
     let bound_at: Option<i64> = app
         .select_with("SELECT bound_at FROM users WHERE id = ?", id)
         .await;
@@ -688,12 +702,21 @@ async fn actions_change_the_user_and_write_the_audit_log_in_one_go() {
     assert_eq!(
         rows,
         [
-            (Some(admin_id), "disable".to_owned(), None),
-            (Some(admin_id), "grant_admin".to_owned(), None),
+            // Each says where the administrator was.
+            (
+                Some(admin_id),
+                "disable".to_owned(),
+                Some("IP 127.0.0.1".to_owned())
+            ),
+            (
+                Some(admin_id),
+                "grant_admin".to_owned(),
+                Some("IP 127.0.0.1".to_owned())
+            ),
             (
                 Some(admin_id),
                 "unbind".to_owned(),
-                Some("openid oa1".to_owned())
+                Some("openid oa1, IP 127.0.0.1".to_owned())
             ),
         ]
     );
@@ -717,13 +740,13 @@ async fn actions_change_the_user_and_write_the_audit_log_in_one_go() {
 
     // Unknown actions and users.
     assert_eq!(
-        app.post_csrf(&admin, &format!("{page}/delete"), &csrf)
+        act(&app, &admin, &format!("{page}/delete"), &csrf)
             .await
             .status(),
         404
     );
     assert_eq!(
-        app.post_csrf(&admin, "/admin/users/999999/disable", &csrf)
+        act(&app, &admin, "/admin/users/999999/disable", &csrf)
             .await
             .status(),
         404
@@ -775,9 +798,7 @@ async fn an_admin_cannot_act_on_their_own_account() {
     assert!(html.contains(r#"id="self-note""#) && !html.contains("action-disable"));
     let csrf = app.csrf(&admin, "/").await;
     for action in ["disable", "revoke-admin", "grant-admin", "unbind"] {
-        let response = app
-            .post_csrf(&admin, &format!("{page}/{action}"), &csrf)
-            .await;
+        let response = act(&app, &admin, &format!("{page}/{action}"), &csrf).await;
         assert_eq!(response.status(), 400, "{action}");
         let html = response.text().await.unwrap();
         assert!(html.contains("不能对自己的账号执行此操作"), "{html}");
@@ -805,9 +826,7 @@ async fn disabling_ends_the_session_at_the_next_request_and_refuses_the_next_sca
     );
 
     let csrf = app.csrf(&admin, &format!("/admin/users/{id}")).await;
-    let done = app
-        .post_csrf(&admin, &format!("/admin/users/{id}/disable"), &csrf)
-        .await;
+    let done = act(&app, &admin, &format!("/admin/users/{id}/disable"), &csrf).await;
     assert_eq!(done.status(), 303);
 
     // Their open session is over at its next request...
@@ -832,8 +851,7 @@ async fn disabling_ends_the_session_at_the_next_request_and_refuses_the_next_sca
     assert_eq!(outcome, "disabled");
 
     // Enabled again, they log in with their next scan.
-    app.post_csrf(&admin, &format!("/admin/users/{id}/enable"), &csrf)
-        .await;
+    act(&app, &admin, &format!("/admin/users/{id}/enable"), &csrf).await;
     // The refused QR code stays on the login page until they ask for a new one.
     let html = get_html(&app, &person, "/login?fresh=1").await;
     let ticket = between(&html, "/sandbox/scan/", "\"").unwrap();
@@ -1025,4 +1043,58 @@ async fn control_characters_in_a_search_are_a_clear_400_for_the_page_and_the_exp
     // An ordinary search still works.
     let ok = app.get(&admin, "/admin/users?q=0049").await;
     assert_eq!(ok.status(), 200);
+}
+
+#[tokio::test]
+async fn actions_that_lock_someone_out_ask_first_and_every_action_says_it_is_done() {
+    let app = spawn_app().await;
+    let (admin, _) = admin_browser(&app, "admin-c", "13800000091").await;
+    let id = seed(
+        &app,
+        Seed {
+            phone: "13700000099",
+            openid: Some("oc1"),
+            ..Seed::default()
+        },
+    )
+    .await;
+    let page = format!("/admin/users/{id}");
+    let html = get_html(&app, &admin, &page).await;
+    // The first step is a link that changes nothing; enabling and granting are one step.
+    assert!(
+        html.contains(&format!(
+            r#"<a id="action-disable" href="{page}?confirm=disable" class="button danger">"#
+        )),
+        "{html}"
+    );
+    assert!(html.contains(r#"<form id="action-grant-admin""#));
+    let asked = get_html(&app, &admin, &format!("{page}?confirm=disable")).await;
+    assert!(
+        asked.contains(r#"id="confirm""#) && asked.contains("会话会立即结束"),
+        "{asked}"
+    );
+    assert!(asked.contains(r#"id="confirm-disable""#) && asked.contains(r#"id="confirm-cancel""#));
+    assert!(!flags(&app, id).await.1, "asking changes nothing");
+    // A POST without the confirmation is sent to ask, and changes nothing.
+    let csrf = app.csrf(&admin, &page).await;
+    let unconfirmed = app
+        .post_csrf(&admin, &format!("{page}/disable"), &csrf)
+        .await;
+    assert_eq!(location(&unconfirmed), format!("{page}?confirm=disable"));
+    assert!(!flags(&app, id).await.1);
+    assert!(audit_rows(&app, id).await.is_empty());
+    // Confirmed: done, and the page says so, with a badge.
+    let done = act(&app, &admin, &format!("{page}/disable"), &csrf).await;
+    assert_eq!(location(&done), format!("{page}?done=disable"));
+    assert!(flags(&app, id).await.1);
+    let html = get_html(&app, &admin, &format!("{page}?done=disable")).await;
+    assert!(
+        html.contains(r#"id="done""#) && html.contains(r#"id="disabled-badge""#),
+        "{html}"
+    );
+    let list = get_html(&app, &admin, "/admin/users").await;
+    assert!(list.contains("badge-disabled"), "the table shows it too");
+    // A made-up confirmation or message is nothing.
+    let odd = get_html(&app, &admin, &format!("{page}?confirm=delete&done=nope")).await;
+    assert!(!odd.contains(r#"id="confirm""#) && !odd.contains(r#"id="done""#));
 }

@@ -430,7 +430,11 @@ impl Admin for Sqlite {
         .bind(target)
         .bind(action.code())
         .bind(crate::util::now())
-        .bind(detail.as_deref().or(note))
+        // The action's own detail (an unbound openid) and the caller's note (where from).
+        .bind(match (detail, note) {
+            (Some(detail), Some(note)) => Some(format!("{detail}, {note}")),
+            (detail, note) => detail.or(note.map(str::to_owned)),
+        })
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
