@@ -52,6 +52,8 @@ function watchLogin() {
 function resendCooldown() {
   const button = byId('resend');
   if (!button) return;
+  // The page's "you can ask again after hh:mm:ss" is for browsers without this script.
+  byId('resend-when')?.remove();
   let wait = Number(button.dataset.wait || 0);
   const label = () => {
     if (wait > 0) {

@@ -104,9 +104,13 @@ struct DayCount {
 // Chart geometry, in SVG user units (the SVG scales to its box).
 const WIDTH: i64 = 600;
 const HEIGHT: i64 = 200;
-const LEFT: i64 = 34;
-const RIGHT: i64 = 18;
-const BOTTOM: i64 = 22;
+const LEFT: i64 = 40;
+const RIGHT: i64 = 22;
+const BOTTOM: i64 = 26;
+// The SVG shrinks to a phone's width (about 350 px for these 600 units): text this size still
+// reads there at about 9 px, and a date every week leaves it room.
+const FONT_SIZE: i64 = 15;
+const DATE_EVERY: usize = 7;
 const TOP: i64 = 10;
 
 /// Bars per day: new bindings and logins side by side, with the day's figures in each bar's
@@ -132,7 +136,7 @@ fn Chart(series: Vec<DayCount>) -> impl IntoView {
             let y = y_of(v);
             view! {
                 <line x1=LEFT.to_string() x2=(WIDTH - RIGHT).to_string() y1=n(y) y2=n(y) stroke="#e5e6eb" />
-                <text x=(LEFT - 4).to_string() y=n(y + 3.5) text-anchor="end" fill="#6b7280">{v}</text>
+                <text x=(LEFT - 5).to_string() y=n(y + 5.0) text-anchor="end" fill="#6b7280">{v}</text>
             }
         })
         .collect_view();
@@ -144,7 +148,7 @@ fn Chart(series: Vec<DayCount>) -> impl IntoView {
             let x0 = LEFT as f64 + slot * i as f64 + slot * 0.1;
             let label = day_label(d.day);
             let pair = [
-                (d.bindings, "#07c160", t.admin_chart_bindings),
+                (d.bindings, "#067d3e", t.admin_chart_bindings),
                 (d.logins, "#1a73e8", t.admin_chart_logins),
             ]
             .into_iter()
@@ -159,8 +163,8 @@ fn Chart(series: Vec<DayCount>) -> impl IntoView {
                 }
             })
             .collect_view();
-            // A date under every fifth day, counting back from today.
-            let date = (days - 1 - i).is_multiple_of(5).then(|| {
+            // A date under every seventh day, counting back from today.
+            let date = (days - 1 - i).is_multiple_of(DATE_EVERY).then(|| {
                 view! {
                     <text x=n(x0 + bar) y=(HEIGHT - 6).to_string() text-anchor="middle" fill="#6b7280">
                         {label.clone()}
@@ -172,7 +176,7 @@ fn Chart(series: Vec<DayCount>) -> impl IntoView {
         .collect_view();
     view! {
         <svg xmlns="http://www.w3.org/2000/svg" viewBox=format!("0 0 {WIDTH} {HEIGHT}") role="img"
-            aria-label=t.admin_chart_label font-size="10" font-family="sans-serif">
+            aria-label=t.admin_chart_label font-size=FONT_SIZE.to_string() font-family="sans-serif">
             {grid}
             {bars}
         </svg>
@@ -247,7 +251,7 @@ mod tests {
         assert_eq!(svg.matches("class=\"bar\"").count(), 60, "{svg}");
         assert!(svg.starts_with("<svg") && svg.ends_with("</svg>"), "{svg}");
         assert!(svg.contains("Logins: 58"));
-        // Every fifth day has its date under it.
-        assert_eq!(svg.matches("text-anchor=\"middle\"").count(), 6);
+        // Every seventh day has its date under it, today's first.
+        assert_eq!(svg.matches("text-anchor=\"middle\"").count(), 5);
     }
 }

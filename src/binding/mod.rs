@@ -42,7 +42,7 @@ use crate::{
 };
 pub use code::CODE_TTL_SECONDS;
 use code::CodeCheck;
-use views::{BindForm, CodeForms, Flow, render};
+use views::{BindForm, CodeForms, Flow, Note, render};
 
 /// Routes of this feature.
 pub fn router() -> Router<AppState> {
@@ -205,7 +205,7 @@ async fn send_code(
         let form = BindForm::Code {
             phone,
             wait,
-            error: Some(t.err_sms_failed.to_owned()),
+            note: Note::Notice(t.err_sms_failed.to_owned()),
         };
         let status = StatusCode::SERVICE_UNAVAILABLE;
         return render(&state, (lang, Flow::Bind), &session, form, status).await;
@@ -254,7 +254,7 @@ impl Target {
             Some(phone) => BindForm::Code {
                 wait: self.resend_wait(state, &phone).await?,
                 phone,
-                error: None,
+                note: Note::None,
             },
             None => BindForm::Phone {
                 value: String::new(),
@@ -342,7 +342,7 @@ impl Target {
         let form = if blocked.limit == limits::Limit::Resend {
             session.set_code_phone(step, phone.national()).await?;
             BindForm::Code {
-                error: Some(fill(t.resend_wait, &[&retry_after])),
+                note: Note::Notice(fill(t.resend_notice, &[&retry_after])),
                 wait: retry_after,
                 phone,
             }
@@ -355,7 +355,7 @@ impl Target {
             if current.as_ref() == Some(&phone) {
                 BindForm::Code {
                     wait: self.resend_wait(state, &phone).await?,
-                    error: Some(message),
+                    note: Note::Notice(message),
                     phone,
                 }
             } else {
@@ -402,21 +402,21 @@ impl Target {
         };
         let code = submitted.trim();
         let max_attempts = state.settings.sms.limits.max_attempts;
-        let message = if !code::well_formed(code) {
-            t.err_code_format.to_owned()
+        let note = if !code::well_formed(code) {
+            Note::Error(t.err_code_format.to_owned())
         } else {
             match code::check(state, &self.key, &phone, code, max_attempts).await? {
                 CodeCheck::Right(code_id) => return Ok(Ok((phone, code_id))),
-                CodeCheck::Wrong { left } if left > 0 => fill(t.err_code_wrong, &[&left]),
-                CodeCheck::Wrong { .. } => t.err_code_last_wrong.to_owned(),
-                CodeCheck::Dead => t.err_code_dead.to_owned(),
-                CodeCheck::None => t.err_no_code.to_owned(),
+                CodeCheck::Wrong { left } if left > 0 => Note::Error(tries_left(t, left)),
+                CodeCheck::Wrong { .. } => Note::Dead(t.err_code_last_wrong.to_owned()),
+                CodeCheck::Dead => Note::Dead(t.err_code_dead.to_owned()),
+                CodeCheck::None => Note::Error(t.err_no_code.to_owned()),
             }
         };
         let form = BindForm::Code {
             wait: self.resend_wait(state, &phone).await?,
             phone,
-            error: Some(message),
+            note,
         };
         Ok(Err(render(
             state,
@@ -436,6 +436,15 @@ impl Target {
             .binding
             .resend_wait(&self.key, phone.e164(), resend, now())
             .await?)
+    }
+}
+
+/// "Wrong code, 2 tries left", with the plural the language needs.
+fn tries_left(t: &crate::ui::Text, left: i64) -> String {
+    if left == 1 {
+        t.err_code_wrong_one.to_owned()
+    } else {
+        fill(t.err_code_wrong, &[&left])
     }
 }
 

@@ -21,7 +21,7 @@ use serde::Deserialize;
 
 use super::{
     SendCodeForm, Target, VerifyForm,
-    views::{BindForm, CodeForms, Flow, render},
+    views::{BindForm, CodeForms, Flow, Note, render},
 };
 use crate::{
     client_info::ClientInfo,
@@ -219,7 +219,7 @@ pub(super) async fn verify_code(
     let form = BindForm::Code {
         wait: target.resend_wait(&state, &phone).await?,
         phone,
-        error: Some(message.to_owned()),
+        note: Note::Dead(message.to_owned()),
     };
     render(
         &state,

@@ -96,11 +96,21 @@ pub(super) enum BindForm {
         error: Option<String>,
     },
     /// Ask for the code sent to `phone`.
-    Code {
-        phone: Phone,
-        wait: i64,
-        error: Option<String>,
-    },
+    Code { phone: Phone, wait: i64, note: Note },
+}
+
+/// What the code step says besides asking for the code.
+pub(super) enum Note {
+    /// Nothing: the code was sent.
+    None,
+    /// What was wrong with what was typed, under the field.
+    Error(String),
+    /// The code is dead (used up or expired): the field and its button are off, and the way on
+    /// is a new code.
+    Dead(String),
+    /// Something to know that is not an error (a resend asked for too soon), in place of
+    /// "sent".
+    Notice(String),
 }
 
 /// The page of `flow` showing `form`, answered with `status` (a POST's answer).
@@ -136,36 +146,65 @@ pub(super) fn CodeForms(flow: Flow, form: BindForm, csrf: String) -> impl IntoVi
                 <form id="send-code-form" method="post" action=flow.send_action()>
                     <CsrfField token=csrf />
                     <label for="phone">{t.phone_label}</label>
-                    <input id="phone" name="phone" type="tel" autocomplete="tel" inputmode="tel"
-                        required placeholder=t.phone_placeholder value=value
-                        aria-invalid=invalid aria-describedby="phone-error" />
+                    <div class="phone-field">
+                        <span class="prefix" title=t.phone_prefix_label>"+86"</span>
+                        <input id="phone" name="phone" type="tel" autocomplete="tel-national"
+                            inputmode="tel" required placeholder=t.phone_placeholder value=value
+                            aria-invalid=invalid aria-describedby="phone-hint phone-error" />
+                    </div>
+                    <p id="phone-hint" class="sr-only">{t.phone_prefix_label}</p>
                     {error.map(|e| view! { <p id="phone-error" class="field-error" role="alert">{e}</p> })}
                     <button id="send-code" type="submit">{t.send_code}</button>
                 </form>
             }
             .into_any()
         }
-        BindForm::Code { phone, wait, error } => {
+        BindForm::Code { phone, wait, note } => {
+            let dead = matches!(note, Note::Dead(_));
+            // One line at the top: "sent", or what to know instead.
+            let banner = match &note {
+                Note::None | Note::Error(_) => {
+                    view! { <p id="code-sent" class="info">{fill(flow.sent(t), &[&phone.masked()])}</p> }.into_any()
+                }
+                Note::Notice(text) => view! { <p id="code-notice" class="notice" role="status">{text.clone()}</p> }.into_any(),
+                Note::Dead(text) => view! {
+                    <p id="code-dead" class="notice refused" role="alert">{text.clone()}</p>
+                }
+                .into_any(),
+            };
+            let error = match note {
+                Note::Error(e) => Some(e),
+                _ => None,
+            };
             let invalid = error.is_some().to_string();
+            // Without JavaScript the button can't count down: it stays enabled and says when it
+            // will work (too early, the answer says how long to wait); app.js counts instead.
+            let when = (wait > 0 && !dead).then(|| {
+                let at = crate::util::now() + wait;
+                view! { <p id="resend-when" class="muted">{fill(t.resend_when, &[&crate::ui::china_clock_seconds(at)])}</p> }
+            });
+            let resend_label = if dead { t.send_new_code } else { t.resend_code };
             view! {
                 <h1>{title}</h1>
-                <p class="info">{fill(flow.sent(t), &[&phone.masked()])}</p>
+                {banner}
                 <form id="verify-form" method="post" action=flow.verify_action()>
                     <CsrfField token=csrf.clone() />
                     <label for="code">{t.code_label}</label>
                     <input id="code" name="code" type="text" inputmode="numeric"
                         autocomplete="one-time-code" pattern="[0-9]{6}" maxlength="6" required
-                        autofocus aria-invalid=invalid aria-describedby="code-error" />
+                        autofocus=!dead disabled=dead aria-invalid=invalid aria-describedby="code-error" />
                     {error.map(|e| view! { <p id="code-error" class="field-error" role="alert">{e}</p> })}
-                    <button id="verify" type="submit">{t.verify}</button>
+                    <button id="verify" type="submit" disabled=dead>{t.verify}</button>
                 </form>
                 <form id="resend-form" class="inline" method="post" action=flow.send_action()>
                     <CsrfField token=csrf />
                     <input type="hidden" name="phone" value=phone.national().to_owned() />
-                    <button id="resend" class="secondary" type="submit" data-wait=wait.to_string()
-                        data-label=t.resend_code data-wait-label=t.resend_wait>
-                        {if wait > 0 { fill(t.resend_wait, &[&wait]) } else { t.resend_code.to_owned() }}
+                    <button id="resend" class=if dead { "" } else { "secondary" } type="submit"
+                        data-wait=wait.to_string()
+                        data-label=resend_label data-wait-label=t.resend_wait>
+                        {resend_label}
                     </button>
+                    {when}
                 </form>
                 <p><a id="change-phone" href=flow.change_link()>{t.change_phone}</a></p>
             }

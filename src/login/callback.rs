@@ -325,6 +325,8 @@ fn scan_rule(facts: &ScanFacts<'_>, support: Option<&str>) -> ScanVerdict {
         // The same person scanning the same code again (or their phone retrying with a new
         // CreateTime) learns where things stand; anybody else learns it is taken.
         let text = match scene.status(facts.now) {
+            // Redeemed: someone logged in with it; it didn't just run out of time.
+            Status::Expired if scene.state == SceneState::Consumed => t.reply_used,
             Status::Expired => t.reply_expired,
             _ if scene.openid.as_deref() != Some(facts.openid) => t.reply_used,
             Status::Authorized => t.reply_logged_in,

@@ -24,8 +24,8 @@ use crate::{
     pages::{self, PageRequest, page},
     phone::Phone as PhoneNumber,
     state::AppState,
-    ui::{Lang, Shell, fill, render},
-    util::random_hex,
+    ui::{Lang, Shell, china_clock_seconds, fill, render},
+    util::{now, random_hex},
 };
 
 /// The pages of the sandbox.
@@ -47,7 +47,31 @@ pub(super) fn SandboxPages() -> impl IntoView {
 fn ScanPage() -> impl IntoView {
     page(async |mut request: PageRequest| {
         let Path(ticket) = request.extract::<Path<String>>().await?;
-        let recent = request.state.store.sandbox.recent_openids(5).await?;
+        let state = request.state.clone();
+        // A ticket WeChat doesn't know (or no longer) says so first, with no form to try.
+        if state
+            .store
+            .sandbox
+            .ticket_scene(&ticket, now())
+            .await?
+            .is_none()
+        {
+            let lang = request.lang;
+            let page = render::document(lang, move || {
+                let t = lang.text();
+                view! {
+                    <Shell title=t.sandbox_title>
+                        <h1>{t.sandbox_title}</h1>
+                        <p id="sandbox-error" class="error" role="alert">{t.sandbox_bad_ticket}</p>
+                    </Shell>
+                }
+            })
+            .await;
+            return Err(pages::Detour::Answer(
+                (StatusCode::NOT_FOUND, page).into_response(),
+            ));
+        }
+        let recent = state.store.sandbox.recent_openids(5).await?;
         Ok(view! { <Phone ticket recent chat=None /> }.into_any())
     })
 }
@@ -125,6 +149,7 @@ fn Phone(ticket: String, recent: Vec<String>, chat: Option<Chat>) -> impl IntoVi
         Chat::Refused(message) => view! { <p class="error" role="alert">{message}</p> }.into_any(),
     });
     let action = format!("/sandbox/scan/{}", url_path_segment(&ticket));
+    let has_picks = !recent.is_empty();
     let picks = recent
         .into_iter()
         .map(|openid| {
@@ -144,10 +169,13 @@ fn Phone(ticket: String, recent: Vec<String>, chat: Option<Chat>) -> impl IntoVi
                 <h1>{t.sandbox_title}</h1>
                 <p class="hint">{t.sandbox_intro}</p>
                 {chat}
-                <ul class="picks">{picks}</ul>
+                {has_picks.then(|| view! { <h2 id="picks-title">{t.sandbox_oauth_recent}</h2> })}
+                <ul class="picks" aria-labelledby="picks-title">{picks}</ul>
                 <form id="scan-form" method="post" action=action.clone()>
                     <label for="openid">{t.sandbox_new_user}</label>
-                    <input id="openid" name="openid" required maxlength="64" pattern="[A-Za-z0-9_-]{1,64}"
+                    // `-` escaped: Chromium reads `pattern` with the `v` flag, where an unescaped
+                    // `-` at the end of a class is an error and the pattern is ignored.
+                    <input id="openid" name="openid" required maxlength="64" pattern=r"[A-Za-z0-9_\-]{1,64}"
                         value=format!("o_sandbox_{}", random_hex(4)) />
                     <button id="scan" type="submit">{t.sandbox_scan}</button>
                 </form>
@@ -182,12 +210,17 @@ fn Inbox(rows: Vec<(String, String, i64)>) -> impl IntoView {
         .then(|| view! { <p class="muted">{t.sandbox_inbox_empty}</p> });
     let items = rows
         .into_iter()
-        .map(|(phone, code, _)| {
-            view! { <li><span class="muted">{phone}</span> " " <strong class="code">{code}</strong></li> }
+        .map(|(phone, code, sent_at)| {
+            view! {
+                <li>
+                    <time class="muted">{china_clock_seconds(sent_at)}</time> " "
+                    <span class="muted">{phone}</span> " " <strong class="code">{code}</strong>
+                </li>
+            }
         })
         .collect_view();
     view! {
-        <Shell title=t.sandbox_inbox_title>
+        <Shell title=t.sandbox_inbox_title refresh=5>
             <h1>{t.sandbox_inbox_title}</h1>
             {empty}
             <ul class="inbox">{items}</ul>

@@ -22,6 +22,9 @@ pub fn Shell(
     /// Reload every this many seconds when JavaScript is off (`<noscript><meta refresh>`).
     #[prop(optional)]
     noscript_refresh: Option<u32>,
+    /// Reload every this many seconds, JavaScript or not (the sandbox's SMS inbox).
+    #[prop(optional)]
+    refresh: Option<u32>,
     /// Load `/app.js` (the SSE client, countdowns).
     #[prop(optional)]
     script: bool,
@@ -42,9 +45,16 @@ pub fn Shell(
     // Type-erased: the document's type is deep enough already.
     let header = brand.then(|| view! { <brand::BrandHeader /> }.into_any());
     let footer = brand.then(|| view! { <brand::BrandFooter /> }.into_any());
-    let refresh = noscript_refresh.map(|s| {
-        view! { <noscript><meta http-equiv="refresh" content=s.to_string() /></noscript> }
-    });
+    let refresh = match (refresh, noscript_refresh) {
+        (Some(s), _) => {
+            Some(view! { <meta http-equiv="refresh" content=s.to_string() /> }.into_any())
+        }
+        (None, Some(s)) => Some(
+            view! { <noscript><meta http-equiv="refresh" content=s.to_string() /></noscript> }
+                .into_any(),
+        ),
+        (None, None) => None,
+    };
     let script = script.then(|| view! { <script type="module" src=assets::SCRIPT.url()></script> });
     view! {
         <!DOCTYPE html>
@@ -78,6 +88,17 @@ pub fn CsrfField(token: String) -> impl IntoView {
 pub fn china_clock(unix: i64) -> String {
     let minutes = (unix + 8 * 3600).rem_euclid(86_400) / 60;
     format!("{:02}:{:02}", minutes / 60, minutes % 60)
+}
+
+/// `HH:MM:SS` in China Standard Time.
+pub fn china_clock_seconds(unix: i64) -> String {
+    let seconds = (unix + 8 * 3600).rem_euclid(86_400);
+    format!(
+        "{:02}:{:02}:{:02}",
+        seconds / 3600,
+        seconds / 60 % 60,
+        seconds % 60
+    )
 }
 
 /// `2026-12-03 14:03` in China Standard Time.

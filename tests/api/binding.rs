@@ -36,7 +36,7 @@ async fn only_the_browser_whose_scan_needs_it_may_bind() {
     let page = app.get(&binder, "/bind").await;
     assert_eq!(page.status(), 200);
     let html = page.text().await.unwrap();
-    assert!(html.contains(r#"type="tel""#) && html.contains(r#"autocomplete="tel""#));
+    assert!(html.contains(r#"type="tel""#) && html.contains(r#"autocomplete="tel-national""#));
 }
 
 #[tokio::test]

@@ -54,7 +54,7 @@ async fn every_page_is_a_whole_document_with_its_title_and_no_inline_script() {
     let pages: [(&reqwest::Client, &str, &str, &str); 9] = [
         (&anonymous, "/", "首页", "Home"),
         (&anonymous, "/login", "微信扫码登录", "Log in with WeChat"),
-        (&binding, "/bind", "绑定手机号", "Bind your phone"),
+        (&binding, "/bind", "绑定手机号", "Link your phone"),
         (&admin, "/", "首页", "Home"),
         (&admin, "/admin", "概览", "Dashboard"),
         (&admin, "/admin/users", "用户", "Users"),
