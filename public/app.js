@@ -36,7 +36,14 @@ function watchLogin() {
   });
   source.addEventListener('qr', (e) => {
     block.innerHTML = e.data;
-    startCountdown();
+    // The sandbox's SMS inbox shows new codes without a reload by hand.
+function refreshInbox() {
+  const inbox = document.querySelector('#inbox[data-refresh]');
+  if (inbox) setTimeout(() => window.location.reload(), Number(inbox.dataset.refresh) * 1000);
+}
+
+startCountdown();
+refreshInbox();
   });
   // The scanned code and "logging in" stay on screen a moment before the page moves on.
   source.addEventListener('redirect', (e) => {

@@ -135,6 +135,12 @@ impl PageRequest {
         self.options.insert_header(name, value);
     }
 
+    /// Sets the status of the page's response (a page showing the error of the form posted
+    /// before it).
+    pub fn status(&self, status: StatusCode) {
+        self.options.set_status(status);
+    }
+
     /// Runs an axum extractor on the request; its rejection becomes the page's answer.
     pub async fn extract<T>(&mut self) -> Result<T, Detour>
     where

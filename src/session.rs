@@ -17,6 +17,7 @@ const REAUTH: &str = "oidc_reauth";
 const METHOD: &str = "login_method";
 const FOLLOW_HINT: &str = "follow_hint";
 const NOTICE: &str = "notice";
+const SHOWN: &str = "form_shown";
 
 /// Why a session ended, said once on the next page.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -197,6 +198,27 @@ impl WebSession {
     pub async fn clear_code_phone(&self, step: PhoneStep) -> Result<(), AppError> {
         self.0.remove_value(step.key()).await?;
         Ok(())
+    }
+
+    /// Keeps what the SMS-code form `step` must show next (a POST's outcome), for the page it
+    /// redirects to.
+    pub async fn set_shown<T: serde::Serialize>(
+        &self,
+        step: PhoneStep,
+        shown: &T,
+    ) -> Result<(), AppError> {
+        self.0
+            .insert(&format!("{SHOWN}:{}", step.key()), shown)
+            .await?;
+        Ok(())
+    }
+
+    /// What the SMS-code form `step` must show, once.
+    pub async fn take_shown<T: serde::de::DeserializeOwned>(
+        &self,
+        step: PhoneStep,
+    ) -> Result<Option<T>, AppError> {
+        Ok(self.0.remove(&format!("{SHOWN}:{}", step.key())).await?)
     }
 
     /// The token that every state-changing form of this session must carry.

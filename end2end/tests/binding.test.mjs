@@ -116,7 +116,8 @@ test('binding journey: wrong code, resend after the cooldown, the new code binds
 
     // --- an invalid number is refused next to the field, in Chinese
     const bad = await sendCode(page, '12345');
-    assert.equal(bad.status(), 400, 'an invalid number -> 400');
+    assert.equal(bad.status(), 303, 'an invalid number goes back to the form');
+    assert.equal(pathOf(page.url()), '/bind', 'at /bind again');
     const phoneError = page.locator('form#send-code-form #phone-error');
     await phoneError.waitFor({ state: 'visible' });
     assert.match((await phoneError.textContent()) ?? '', /手机号/);
@@ -134,7 +135,8 @@ test('binding journey: wrong code, resend after the cooldown, the new code binds
 
     // --- a wrong code: refused, tries left are counted, still on the code step
     const wrong = await typeCode(page, wrongCode(first.code));
-    assert.equal(wrong.status(), 400, 'a wrong code -> 400');
+    assert.equal(wrong.status(), 303, 'a wrong code goes back to the form');
+    assert.equal(pathOf(page.url()), '/bind', 'at /bind again');
     const codeError = page.locator('form#verify-form #code-error');
     await codeError.waitFor({ state: 'visible' });
     assert.match((await codeError.textContent()) ?? '', /还可尝试 4 次/, 'four tries left');
@@ -191,7 +193,8 @@ test('a number bound to another WeChat is refused with a clear message', { timeo
     const { code } = await nextSms(phone, before);
     const refused = await typeCode(page, code);
 
-    assert.equal(refused.status(), 409, 'POST /bind/verify -> 409');
+    assert.equal(refused.status(), 303, 'POST /bind/verify goes back to the form');
+    assert.equal(pathOf(page.url()), '/bind', 'at /bind again');
     const error = page.locator('.field-error');
     await error.waitFor({ state: 'visible' });
     assert.match((await error.textContent()) ?? '', /该手机号已绑定其他微信账号/);

@@ -162,7 +162,9 @@ test('journey: scan, live push to /bind, phone + SMS code, logged in, logout, sc
     // --- a wrong code first. Typing the sixth digit submits the form by itself (app.js),
     // so the test types like a person and waits for that submission; it does not click.
     const wrongAnswer = await typeCode(page, wrongCode(code));
-    assert.equal(wrongAnswer.status(), 400, 'a wrong code is refused (POST /bind/verify -> 400)');
+    // Post/redirect/get: every answer goes back to /bind, which shows why.
+    assert.equal(wrongAnswer.status(), 303, 'a wrong code goes back to the form (POST /bind/verify -> 303)');
+    assert.equal(pathOf(page.url()), '/bind', 'the address is /bind again, not /bind/verify');
     const error = page.locator('form#verify-form .field-error');
     await error.waitFor({ state: 'visible' });
     const errorText = ((await error.textContent()) ?? '').trim();
@@ -191,11 +193,13 @@ test('journey: scan, live push to /bind, phone + SMS code, logged in, logout, sc
     const refusedAnswer = await submission(page, '/bind/code', () =>
       page.locator('form#resend-form').evaluate((form) => form.submit()),
     );
-    assert.equal(refusedAnswer.status(), 429, 'POST /bind/code during the cooldown -> 429');
+    assert.equal(refusedAnswer.status(), 303, 'POST /bind/code during the cooldown goes back to the form');
+    assert.equal(pathOf(page.url()), '/bind', 'the address is /bind again, not /bind/code');
     await page.locator('form#verify-form').waitFor({ state: 'visible' });
-    const cooldownError = page.locator('.field-error');
-    await cooldownError.waitFor({ state: 'visible' });
-    assert.match((await cooldownError.textContent()) ?? '', /\d+/, 'the refusal says how long to wait');
+    // A notice in place of "sent", not an error under the field.
+    const cooldownNotice = page.locator('#code-notice');
+    await cooldownNotice.waitFor({ state: 'visible' });
+    assert.match((await cooldownNotice.textContent()) ?? '', /\d+/, 'the refusal says how long to wait');
     assert.equal(await smsCode(phone), code, 'no new SMS code was sent during the cooldown');
     assert.equal(await page.locator('button#resend').isDisabled(), true, '#resend is still disabled');
 

@@ -42,7 +42,7 @@ use crate::{
 };
 pub use code::CODE_TTL_SECONDS;
 use code::CodeCheck;
-use views::{BindForm, CodeForms, Flow, Note, render};
+use views::{BindForm, CodeForms, Flow, Note, render, render_refused};
 
 /// Routes of this feature.
 pub fn router() -> Router<AppState> {
@@ -144,7 +144,11 @@ fn BindPage() -> impl IntoView {
             flow: Flow::Bind,
             key: scene.scene.clone(),
         };
-        let form = target.page_form(&state, &session).await?;
+        let (form, status, retry_after) = target.page_form(&state, &session).await?;
+        request.status(status);
+        if let Some(seconds) = retry_after {
+            request.header(axum::http::header::RETRY_AFTER, seconds.into());
+        }
         let csrf = session.csrf_token().await?;
         if let Some(policy) = form_policy(&state, &session).await? {
             request.header(axum::http::header::CONTENT_SECURITY_POLICY, policy);
@@ -176,10 +180,7 @@ async fn send_code(
         flow: Flow::Bind,
         key: scene.scene.clone(),
     };
-    let phone = match target
-        .parse_phone(&state, lang, &session, form.phone)
-        .await?
-    {
+    let phone = match target.parse_phone(lang, &session, form.phone).await? {
         Ok(phone) => phone,
         Err(answer) => return Ok(answer),
     };
@@ -208,7 +209,7 @@ async fn send_code(
             note: Note::Notice(t.err_sms_failed.to_owned()),
         };
         let status = StatusCode::SERVICE_UNAVAILABLE;
-        return render(&state, (lang, Flow::Bind), &session, form, status).await;
+        return render(Flow::Bind, &session, form, status).await;
     }
     Metrics::inc(&state.metrics.sms_sent);
     tracing::info!(phone = %phone, "SMS code sent");
@@ -248,11 +249,29 @@ struct NewSms {
 impl Target {
     /// What the form's GET page shows: the code step when a code went to a phone, else the
     /// phone step.
-    async fn page_form(&self, state: &AppState, session: &WebSession) -> AppResult<BindForm> {
-        let stored = session.code_phone(self.flow.step()).await?;
-        Ok(match stored.and_then(|p| Phone::parse(&p)) {
+    /// After a POST, what it left to show (with the status of what it shows).
+    async fn page_form(
+        &self,
+        state: &AppState,
+        session: &WebSession,
+    ) -> AppResult<(BindForm, StatusCode, Option<i64>)> {
+        let step = self.flow.step();
+        let stored = session
+            .code_phone(step)
+            .await?
+            .and_then(|p| Phone::parse(&p));
+        let wait = match &stored {
+            Some(phone) => self.resend_wait(state, phone).await?,
+            None => 0,
+        };
+        if let Some(shown) = session.take_shown::<views::Shown>(step).await? {
+            let retry_after = shown.retry_after;
+            let (form, status) = shown.form(|_| wait);
+            return Ok((form, status, retry_after));
+        }
+        let form = match stored {
             Some(phone) => BindForm::Code {
-                wait: self.resend_wait(state, &phone).await?,
+                wait,
                 phone,
                 note: Note::None,
             },
@@ -260,13 +279,13 @@ impl Target {
                 value: String::new(),
                 error: None,
             },
-        })
+        };
+        Ok((form, StatusCode::OK, None))
     }
 
     /// The typed number, or the phone step again with the error (400).
     async fn parse_phone(
         &self,
-        state: &AppState,
         lang: Lang,
         session: &WebSession,
         typed: String,
@@ -279,9 +298,7 @@ impl Target {
             error: Some(lang.text().err_phone.to_owned()),
         };
         let status = StatusCode::BAD_REQUEST;
-        Ok(Err(
-            render(state, (lang, self.flow), session, form, status).await?
-        ))
+        Ok(Err(render(self.flow, session, form, status).await?))
     }
 
     /// Makes a code for `phone` and stores its hash, checking every send limit in the same
@@ -366,12 +383,7 @@ impl Target {
             }
         };
         let status = StatusCode::TOO_MANY_REQUESTS;
-        let mut response = render(state, (lang, self.flow), session, form, status).await?;
-        response.headers_mut().insert(
-            axum::http::header::RETRY_AFTER,
-            axum::http::HeaderValue::from(retry_after),
-        );
-        Ok(response)
+        render_refused(self.flow, session, form, status, Some(retry_after)).await
     }
 
     /// Checks a submitted code against the newest code of this form's phone: the phone and
@@ -384,7 +396,6 @@ impl Target {
         submitted: &str,
     ) -> AppResult<Result<(Phone, i64), Response>> {
         let t = lang.text();
-        let ctx = (lang, self.flow);
         let stored = session.code_phone(self.flow.step()).await?;
         let Some(phone) = stored.and_then(|p| Phone::parse(&p)) else {
             let form = BindForm::Phone {
@@ -392,8 +403,7 @@ impl Target {
                 error: Some(t.err_no_code.to_owned()),
             };
             return Ok(Err(render(
-                state,
-                ctx,
+                self.flow,
                 session,
                 form,
                 StatusCode::BAD_REQUEST,
@@ -419,8 +429,7 @@ impl Target {
             note,
         };
         Ok(Err(render(
-            state,
-            ctx,
+            self.flow,
             session,
             form,
             StatusCode::BAD_REQUEST,
@@ -517,14 +526,7 @@ async fn verify_code(
         value: phone.national().to_owned(),
         error: Some(message.to_owned()),
     };
-    render(
-        &state,
-        (lang, Flow::Bind),
-        &session,
-        form,
-        StatusCode::CONFLICT,
-    )
-    .await
+    render(Flow::Bind, &session, form, StatusCode::CONFLICT).await
 }
 
 /// After a binding, asks WeChat once what it still tells about the person: `unionid` (when the

@@ -77,13 +77,21 @@ pub(super) fn SmsLoginPage() -> impl IntoView {
             session.clear_code_phone(PhoneStep::Login).await?;
         }
         // A browser with no key has sent no code yet.
-        let form = match session.existing_browser_key().await? {
+        let (form, status, retry_after) = match session.existing_browser_key().await? {
             Some(owner) => target(flow, &owner).page_form(&state, &session).await?,
-            None => BindForm::Phone {
-                value: String::new(),
-                error: None,
-            },
+            None => (
+                BindForm::Phone {
+                    value: String::new(),
+                    error: None,
+                },
+                StatusCode::OK,
+                None,
+            ),
         };
+        request.status(status);
+        if let Some(seconds) = retry_after {
+            request.header(axum::http::header::RETRY_AFTER, seconds.into());
+        }
         let csrf = session.csrf_token().await?;
         if let Some(policy) = super::form_policy(&state, &session).await? {
             request.header(axum::http::header::CONTENT_SECURITY_POLICY, policy);
@@ -113,10 +121,7 @@ pub(super) async fn send_code(
     let flow = flow(&state)?;
     session.check_csrf(&form.csrf).await?;
     let target = target(flow, &browser_key(&session).await?);
-    let phone = match target
-        .parse_phone(&state, lang, &session, form.phone)
-        .await?
-    {
+    let phone = match target.parse_phone(lang, &session, form.phone).await? {
         Ok(phone) => phone,
         Err(answer) => return Ok(answer),
     };
@@ -212,7 +217,7 @@ pub(super) async fn verify_code(
                 value: String::new(),
                 error: Some(t.status_rejected.to_owned()),
             };
-            return render(&state, (lang, flow), &session, form, StatusCode::FORBIDDEN).await;
+            return render(flow, &session, form, StatusCode::FORBIDDEN).await;
         }
         PhoneLoggedIn::Refused => t.err_code_dead,
     };
@@ -221,12 +226,5 @@ pub(super) async fn verify_code(
         phone,
         note: Note::Dead(message.to_owned()),
     };
-    render(
-        &state,
-        (lang, flow),
-        &session,
-        form,
-        StatusCode::BAD_REQUEST,
-    )
-    .await
+    render(flow, &session, form, StatusCode::BAD_REQUEST).await
 }

@@ -3,8 +3,8 @@
 //! field. The GET pages and the POST answers draw the same [`CodeForms`] component.
 
 use axum::{
-    http::{StatusCode, header},
-    response::{IntoResponse, Response},
+    http::StatusCode,
+    response::{IntoResponse, Redirect, Response},
 };
 use leptos::prelude::*;
 
@@ -12,8 +12,7 @@ use crate::{
     error::AppResult,
     phone::Phone,
     session::{PhoneStep, WebSession},
-    state::AppState,
-    ui::{CsrfField, Lang, Shell, Text, fill, render},
+    ui::{CsrfField, Lang, Shell, Text, fill},
 };
 
 /// Which of the two SMS-code forms.
@@ -113,23 +112,124 @@ pub(super) enum Note {
     Notice(String),
 }
 
-/// The page of `flow` showing `form`, answered with `status` (a POST's answer).
+/// The answer to a POST of `flow`'s forms: post/redirect/get. What the page must show next
+/// (`form`, and `status` for the page's own answer) is kept in the session, and the browser
+/// goes back to the form's page, so the address is always the page's and a reload sends
+/// nothing again.
 pub(super) async fn render(
-    state: &AppState,
-    (lang, flow): (Lang, Flow),
+    flow: Flow,
     session: &WebSession,
     form: BindForm,
     status: StatusCode,
 ) -> AppResult<Response> {
-    let csrf = session.csrf_token().await?;
-    let page = render::document(lang, move || view! { <CodeForms flow form csrf /> }).await;
-    let mut response = (status, page).into_response();
-    if let Some(policy) = super::form_policy(state, session).await? {
-        response
-            .headers_mut()
-            .insert(header::CONTENT_SECURITY_POLICY, policy);
+    render_refused(flow, session, form, status, None).await
+}
+
+/// [`render`] for an answer that says when to try again (`Retry-After`, on the POST's answer
+/// and on the page it goes back to).
+pub(super) async fn render_refused(
+    flow: Flow,
+    session: &WebSession,
+    form: BindForm,
+    status: StatusCode,
+    retry_after: Option<i64>,
+) -> AppResult<Response> {
+    let mut shown = Shown::of(form, status);
+    shown.retry_after = retry_after;
+    session.set_shown(flow.step(), &shown).await?;
+    let mut response = Redirect::to(flow.page()).into_response();
+    if let Some(seconds) = retry_after {
+        response.headers_mut().insert(
+            axum::http::header::RETRY_AFTER,
+            axum::http::HeaderValue::from(seconds),
+        );
     }
     Ok(response)
+}
+
+/// What a form's page shows after a POST, as the session keeps it between the two.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub(super) struct Shown {
+    /// The phone step (with what was typed) or the code step (the phone's national number).
+    code_step: bool,
+    value: String,
+    note: NoteKind,
+    text: String,
+    /// The status the page answers with: that of what it shows (a refusal is a 4xx).
+    status: u16,
+    /// Seconds until a refused send may be tried again.
+    #[serde(default)]
+    pub(super) retry_after: Option<i64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+enum NoteKind {
+    None,
+    Error,
+    Dead,
+    Notice,
+}
+
+impl Shown {
+    fn of(form: BindForm, status: StatusCode) -> Shown {
+        let status = status.as_u16();
+        match form {
+            BindForm::Phone { value, error } => Shown {
+                code_step: false,
+                value,
+                note: if error.is_some() {
+                    NoteKind::Error
+                } else {
+                    NoteKind::None
+                },
+                text: error.unwrap_or_default(),
+                status,
+                retry_after: None,
+            },
+            BindForm::Code { phone, note, .. } => {
+                let (note, text) = match note {
+                    Note::None => (NoteKind::None, String::new()),
+                    Note::Error(t) => (NoteKind::Error, t),
+                    Note::Dead(t) => (NoteKind::Dead, t),
+                    Note::Notice(t) => (NoteKind::Notice, t),
+                };
+                Shown {
+                    code_step: true,
+                    value: phone.national().to_owned(),
+                    note,
+                    text,
+                    status,
+                    retry_after: None,
+                }
+            }
+        }
+    }
+
+    /// The form again, with the seconds until a resend as they are now.
+    pub(super) fn form(self, wait: impl FnOnce(&Phone) -> i64) -> (BindForm, StatusCode) {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::OK);
+        let phone = self.code_step.then(|| Phone::parse(&self.value)).flatten();
+        let form = match phone {
+            Some(phone) => {
+                let note = match self.note {
+                    NoteKind::None => Note::None,
+                    NoteKind::Error => Note::Error(self.text),
+                    NoteKind::Dead => Note::Dead(self.text),
+                    NoteKind::Notice => Note::Notice(self.text),
+                };
+                BindForm::Code {
+                    wait: wait(&phone),
+                    phone,
+                    note,
+                }
+            }
+            None => BindForm::Phone {
+                value: self.value,
+                error: (self.note != NoteKind::None).then_some(self.text),
+            },
+        };
+        (form, status)
+    }
 }
 
 /// The page of `flow` showing `form`, its forms carrying `csrf`.

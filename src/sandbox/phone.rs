@@ -220,10 +220,13 @@ fn Inbox(rows: Vec<(String, String, i64)>) -> impl IntoView {
         })
         .collect_view();
     view! {
-        <Shell title=t.sandbox_inbox_title refresh=5>
+        <Shell title=t.sandbox_inbox_title script=true>
             <h1>{t.sandbox_inbox_title}</h1>
             {empty}
-            <ul class="inbox">{items}</ul>
+            // app.js reloads it every few seconds (a meta refresh would take the page from
+            // under a screen reader, and is an accessibility fault).
+            <ul id="inbox" class="inbox" data-refresh="5">{items}</ul>
+            <p><a href="/sandbox/sms">{t.sandbox_inbox_reload}</a></p>
         </Shell>
     }
 }

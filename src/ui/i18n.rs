@@ -363,6 +363,7 @@ pub struct Text {
     pub send_new_code: &'static str,
     pub phone_prefix_label: &'static str,
     pub err_code_wrong_one: &'static str,
+    pub sandbox_inbox_reload: &'static str,
 }
 
 /// 简体中文.
@@ -611,6 +612,7 @@ pub static ZH: Text = Text {
     send_new_code: "获取新的验证码",
     phone_prefix_label: "中国大陆手机号，区号 +86",
     err_code_wrong_one: "验证码不正确，还可尝试 1 次。",
+    sandbox_inbox_reload: "刷新",
 };
 
 /// English.
@@ -859,6 +861,7 @@ pub static EN: Text = Text {
     send_new_code: "Send a new code",
     phone_prefix_label: "Mainland China mobile number, country code +86",
     err_code_wrong_one: "Wrong code. 1 try left.",
+    sandbox_inbox_reload: "Refresh",
 };
 
 #[cfg(test)]

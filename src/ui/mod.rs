@@ -22,9 +22,6 @@ pub fn Shell(
     /// Reload every this many seconds when JavaScript is off (`<noscript><meta refresh>`).
     #[prop(optional)]
     noscript_refresh: Option<u32>,
-    /// Reload every this many seconds, JavaScript or not (the sandbox's SMS inbox).
-    #[prop(optional)]
-    refresh: Option<u32>,
     /// Load `/app.js` (the SSE client, countdowns).
     #[prop(optional)]
     script: bool,
@@ -45,16 +42,9 @@ pub fn Shell(
     // Type-erased: the document's type is deep enough already.
     let header = brand.then(|| view! { <brand::BrandHeader /> }.into_any());
     let footer = brand.then(|| view! { <brand::BrandFooter /> }.into_any());
-    let refresh = match (refresh, noscript_refresh) {
-        (Some(s), _) => {
-            Some(view! { <meta http-equiv="refresh" content=s.to_string() /> }.into_any())
-        }
-        (None, Some(s)) => Some(
-            view! { <noscript><meta http-equiv="refresh" content=s.to_string() /></noscript> }
-                .into_any(),
-        ),
-        (None, None) => None,
-    };
+    let refresh = noscript_refresh.map(|s| {
+        view! { <noscript><meta http-equiv="refresh" content=s.to_string() /></noscript> }
+    });
     let script = script.then(|| view! { <script type="module" src=assets::SCRIPT.url()></script> });
     view! {
         <!DOCTYPE html>

@@ -504,6 +504,7 @@ async fn a_gateway_error_asks_to_try_again_and_the_send_still_counts() {
     .await;
 
     let (browser, csrf, sent) = ask_code(&app, "o_broke", "13800138005").await;
+    let sent = app.follow_to(&browser, sent, "/bind").await;
 
     assert_eq!(sent.status(), 503);
     let html = sent.text().await.unwrap();
@@ -519,7 +520,7 @@ async fn a_gateway_error_asks_to_try_again_and_the_send_still_counts() {
         "a code that arrived can be entered"
     );
     // ...so the resend cooldown holds a second try back, without reaching the gateway.
-    let again = app.send_code(&browser, &csrf, "13800138005").await;
+    let again = app.send_code_page(&browser, &csrf, "13800138005").await;
     assert_eq!(again.status(), 429);
     assert_eq!(gateway.requests().len(), 1);
 }
@@ -543,7 +544,9 @@ async fn parallel_sends_to_a_failing_gateway_reach_it_only_as_often_as_the_limit
 
     let app = &app;
     let sends = browsers.iter().map(|(browser, csrf)| async move {
-        app.send_code(browser, csrf, "13800138006").await.status()
+        app.send_code_page(browser, csrf, "13800138006")
+            .await
+            .status()
     });
     let statuses = futures::future::join_all(sends).await;
 
