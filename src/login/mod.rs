@@ -191,7 +191,7 @@ fn OtherWays(ways: Ways) -> impl IntoView {
     match ways.device {
         Device::Desktop => view! {
             <div id="other-ways" class="other-ways">
-                {sms.map(|link| view! { <p>{t.other_ways} ": " {link}</p> })}
+                {sms.map(|link| view! { <p>{t.other_ways} {link}</p> })}
             </div>
         }
         .into_any(),

@@ -46,18 +46,22 @@ pub fn current() -> Arc<Brand> {
     CURRENT.try_with(Arc::clone).unwrap_or_default()
 }
 
-/// The site's logo and name, at the top of the login and binding pages.
+/// The site's logo and name, at the top of the login and binding pages; nothing when neither
+/// is configured (the page's own title says the rest).
 #[component]
 pub fn BrandHeader() -> impl IntoView {
     let t = expect_context::<Lang>().text();
     let brand = current();
+    if brand.site_name.is_none() && brand.logo_url.is_none() {
+        return None;
+    }
     let logo = brand
         .logo_url
         .clone()
         .map(|src| view! { <img class="brand-logo" src=src alt="" width="40" height="40" /> });
-    view! {
+    Some(view! {
         <header class="brand">{logo}<span class="brand-name">{brand.name(t)}</span></header>
-    }
+    })
 }
 
 /// The links to the site's privacy policy and terms, when it has them.

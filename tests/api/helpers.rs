@@ -633,7 +633,9 @@ pub async fn release_together(host: &str, requests: Vec<Vec<u8>>) -> Vec<RawResp
             .expect("the response arrives in time")
             .unwrap();
         let text = String::from_utf8_lossy(&bytes).into_owned();
-        let head = text.split_once("\r\n\r\n").map_or(text.as_str(), |(head, _)| head);
+        let head = text
+            .split_once("\r\n\r\n")
+            .map_or(text.as_str(), |(head, _)| head);
         let status = head
             .split(' ')
             .nth(1)

@@ -85,3 +85,97 @@ async fn every_page_is_a_whole_document_with_its_title_and_no_inline_script() {
         "a 404 says what it is: {title}"
     );
 }
+
+#[tokio::test]
+async fn a_first_visit_to_the_login_page_is_small_and_its_files_are_cached_by_version() {
+    let app = spawn_app().await;
+    let browser = app.browser();
+    let fetch = |path: String| {
+        let browser = browser.clone();
+        let url = app.url(&path);
+        async move {
+            browser
+                .get(url)
+                .header("accept-encoding", "gzip, br")
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let login = fetch("/login".into()).await;
+    assert_eq!(login.headers()["content-encoding"], "br");
+    let page = login.bytes().await.unwrap();
+    // The page itself, uncompressed, to find its files.
+    let html = app.page_text(&app.browser(), "/login").await;
+    let mut total = page.len();
+    for prefix in [
+        r#"href="/style.css?v="#,
+        r#"src="/app.js?v="#,
+        r#"href="/favicon.svg?v="#,
+    ] {
+        let version = crate::helpers::between(&html, prefix, "\"").expect(prefix);
+        let path = format!("{}{version}", &prefix[prefix.find('/').unwrap()..]);
+        let file = fetch(path.clone()).await;
+        assert_eq!(file.status(), 200, "{path}");
+        assert_eq!(
+            file.headers()["cache-control"],
+            "public, max-age=31536000, immutable",
+            "{path}"
+        );
+        total += file.bytes().await.unwrap().len();
+    }
+    assert!(total < 30_000, "first visit on the wire: {total} bytes");
+    // An old version's URL is not kept for a year.
+    let stale = fetch("/style.css?v=000000000000".into()).await;
+    assert_eq!(stale.headers()["cache-control"], "public, max-age=300");
+    println!("first visit, br: {total} bytes");
+}
+
+#[tokio::test]
+async fn the_sites_brand_is_on_its_login_and_binding_pages() {
+    let dir = tempfile::tempdir().unwrap();
+    let logo = dir.path().join("logo.svg");
+    std::fs::write(&logo, r#"<svg xmlns="http://www.w3.org/2000/svg"/>"#).unwrap();
+    let app = crate::helpers::spawn_app_with(|s| {
+        s.brand.site_name = Some("Example Shop".into());
+        s.brand.logo_file = Some(logo.clone());
+        s.brand.account_name = Some("Example 公众号".into());
+        s.brand.privacy_url = Some("https://shop.example/privacy".into());
+        s.brand.terms_url = Some("https://shop.example/terms".into());
+        s.brand.support_contact = Some("help@shop.example".into());
+    })
+    .await;
+    let login = page(&app, &app.browser(), "/login", "en").await;
+    assert!(
+        login.contains(r#"<span class="brand-name">Example Shop</span>"#),
+        "{login}"
+    );
+    assert!(login.contains("follow Example 公众号 to log in"), "{login}");
+    assert!(login.contains(r#"href="https://shop.example/privacy""#));
+    assert!(login.contains(r#"href="https://shop.example/terms""#));
+    assert!(
+        login.contains("· Example Shop</title>"),
+        "the title names the site"
+    );
+    let version = crate::helpers::between(&login, r#"src="/brand/logo?v="#, "\"").unwrap();
+    let src = format!("/brand/logo?v={version}");
+    let served = app.get(&app.browser(), &src).await;
+    assert_eq!(served.headers()["content-type"], "image/svg+xml");
+    assert_eq!(
+        served.text().await.unwrap(),
+        r#"<svg xmlns="http://www.w3.org/2000/svg"/>"#
+    );
+    let (binding, _) = app.needs_binding("o_brand").await;
+    let bind = page(&app, &binding, "/bind", "en").await;
+    assert!(bind.contains("Example Shop") && bind.contains("shop.example/terms"));
+
+    // A logo that can't be read stops the start, naming the setting.
+    let mut settings = app.settings.clone();
+    settings.site_addr = "127.0.0.1:0".parse().unwrap();
+    settings.brand.logo_file = Some(dir.path().join("missing.png"));
+    let refused = wxlogin::Application::build(settings).await.err().unwrap();
+    assert!(
+        format!("{refused:#}").contains("WXLOGIN_LOGO_FILE"),
+        "{refused:#}"
+    );
+}
