@@ -76,6 +76,15 @@ pub fn app(state: AppState, sandbox: Option<Arc<Sandbox>>) -> Router {
     if let Some(sandbox) = sandbox {
         router = router.merge(sandbox::router(sandbox));
     }
+    // gzip or br as the browser asks (a login page goes from 7.5 to about 3 KB). Level 4:
+    // brotli's default (11) costs milliseconds a page for a few per cent less. Images are left
+    // alone. The event streams are merged after it, so it doesn't wrap them: their bodies live
+    // as long as the page waits, and each would carry an encoder's state (6 KiB a waiting
+    // browser: docs/benchmarks.md).
+    let router = router
+        .layer(CompressionLayer::new().quality(CompressionLevel::Precise(4)))
+        .merge(login::streams())
+        .merge(admin::streams(&state));
     let hsts = settings.is_https().then(|| {
         SetResponseHeaderLayer::if_not_present(
             header::STRICT_TRANSPORT_SECURITY,
@@ -95,10 +104,6 @@ pub fn app(state: AppState, sandbox: Option<Arc<Sandbox>>) -> Router {
         .layer(session_layer)
         // Forms and callbacks are small; nothing here needs more than 64 KiB.
         .layer(DefaultBodyLimit::max(64 * 1024))
-        // gzip or br as the browser asks (a login page goes from 7.5 to about 3 KB). Level 4:
-        // brotli's default (11) costs milliseconds a page for a few per cent less. Event
-        // streams and images are left alone (tower-http's default predicate).
-        .layer(CompressionLayer::new().quality(CompressionLevel::Precise(4)))
         // Bounds the time to a response's head; event streams then run on their own clock.
         .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, Duration::from_secs(15)))
         .layer(tower::util::option_layer(hsts))

@@ -35,11 +35,21 @@ use crate::{
     state::AppState,
 };
 
+/// The live feed of the dashboard, apart from [`router`] (served without compression, as it
+/// stays open), behind the same guard.
+pub fn streams(state: &AppState) -> Router<AppState> {
+    Router::new()
+        .route("/admin/events", get(live::events))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            guard::require_admin,
+        ))
+}
+
 /// Routes of this feature, all behind [`guard::require_admin`] (and each handler and page
 /// takes a [`guard::AdminUser`] as well). The guard needs the state to reach the database.
 pub fn router(state: &AppState) -> Router<AppState> {
     serve(Router::new(), AdminPages)
-        .route("/admin/events", get(live::events))
         .route("/admin/users.csv", get(export::export))
         .route("/admin/users/{id}/{action}", post(detail::act))
         .route("/admin/clients/{id}", post(clients::edit))

@@ -44,7 +44,6 @@ use scene::{Redeemed, Scene, Status};
 /// Routes of this feature.
 pub fn router() -> Router<AppState> {
     pages::serve(Router::new(), LoginPages)
-        .route("/login/events", get(events))
         .route("/login/complete", get(complete))
         .route("/login/wechat", get(wechat::finish))
         .route("/login/qr.png", get(qr_png))
@@ -58,6 +57,12 @@ pub fn router() -> Router<AppState> {
                 // WeChat's messages are small; anything bigger is not WeChat.
                 .layer(DefaultBodyLimit::max(64 * 1024)),
         )
+}
+
+/// The event stream of this feature, apart: it stays open for minutes, so it is served
+/// without the compression layer, whose encoder would sit in each waiting browser's body.
+pub fn streams() -> Router<AppState> {
+    Router::new().route("/login/events", get(events))
 }
 
 /// `?next=` and `?fresh=` of the login page.

@@ -125,6 +125,16 @@ async fn a_first_visit_to_the_login_page_is_small_and_its_files_are_cached_by_ve
         total += file.bytes().await.unwrap().len();
     }
     assert!(total < 30_000, "first visit on the wire: {total} bytes");
+    // The event stream stays uncompressed: it is pushed as it happens, and lives for minutes.
+    let events = browser
+        .get(app.url("/login/events"))
+        .header("accept-encoding", "gzip, br")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(events.status(), 200);
+    assert!(events.headers().get("content-encoding").is_none());
+    drop(events);
     // An old version's URL is not kept for a year.
     let stale = fetch("/style.css?v=000000000000".into()).await;
     assert_eq!(stale.headers()["cache-control"], "public, max-age=300");
