@@ -233,3 +233,47 @@ export async function startSite() {
 /** Why the tests that need the example site can't run, or false. */
 const missing = [!WXLOGIN_BIN && 'WXLOGIN_BIN', !DATABASE_URL && 'WXLOGIN_DATABASE_URL'].filter(Boolean);
 export const siteSkip = missing.length ? `${missing.join(' and ')} not set (scripts/test exports them)` : false;
+
+/** Opens the login page (or `path`) and waits for its event stream and its QR code. */
+export async function openLogin(page, path = '/login') {
+  const events = page.waitForResponse((r) => pathOf(r.url()) === '/login/events');
+  const res = await page.goto(url(path));
+  assert.equal(res.status(), 200, `GET ${path}`);
+  assert.equal((await events).status(), 200, 'GET /login/events -> 200');
+  await page.locator('#qr svg').waitFor({ state: 'visible' });
+}
+
+/**
+ * Kills the page's QR code with the sandbox (POST /sandbox/api/expire), and each fresh one the
+ * page gets (up to six per connection), until the page shows the dead code. Returns how many
+ * codes it killed.
+ */
+export async function expireUntilDead(page) {
+  for (let round = 1; round <= 10; round++) {
+    const ticket = await ticketOf(page);
+    const res = await fetch(url('/sandbox/api/expire'), {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'application/json' },
+      body: JSON.stringify({ ticket }),
+    });
+    assert.equal(res.status, 200, `POST /sandbox/api/expire -> ${res.status}`);
+    const what = await page
+      .waitForFunction((old) => {
+        if (document.querySelector('#qr[data-state="expired"]')) return 'dead';
+        const href = document.querySelector('a#sandbox-link')?.getAttribute('href') ?? '';
+        return href && !href.endsWith(old) ? 'fresh' : false;
+      }, ticket)
+      .then((h) => h.jsonValue());
+    if (what === 'dead') return round;
+  }
+  assert.fail('the login page kept getting fresh QR codes after 10 expired ones (at most 6 expected)');
+}
+
+/** Runs `wxlogin admin ...` on the server's database (scripts/test exports both). */
+export function wxloginAdmin(...args) {
+  return execFileSync(WXLOGIN_BIN, ['admin', ...args], {
+    env: { ...process.env, WXLOGIN_DATABASE_URL: DATABASE_URL, RUST_LOG: 'warn' },
+    encoding: 'utf8',
+    timeout: 30_000,
+  });
+}

@@ -11,7 +11,6 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import {
   STEP_TIMEOUT,
   useBrowser,
@@ -27,10 +26,11 @@ import {
   recordNavigations,
   smsCode,
   ticketOf,
+  openLogin,
+  wxloginAdmin,
+  siteSkip,
 } from '../support.mjs';
 
-const WXLOGIN_BIN = process.env.WXLOGIN_BIN ?? '';
-const DATABASE_URL = process.env.WXLOGIN_DATABASE_URL ?? '';
 
 const TEST_TIMEOUT = 120_000;
 const OPENID_PREFIX = 'e2e-admin-';
@@ -41,14 +41,6 @@ const newContext = useBrowser({ locale: 'zh-CN' });
 // ---------------------------------------------------------------------------------------
 // helpers
 
-/** Opens /login (or `path`) and waits until its live event stream answers. */
-async function openLogin(page, path = '/login') {
-  const events = page.waitForResponse((r) => pathOf(r.url()) === '/login/events');
-  const res = await page.goto(url(path));
-  assert.equal(res.status(), 200, `GET ${path}`);
-  assert.equal((await events).status(), 200, 'GET /login/events -> 200');
-  await page.locator('#qr svg').waitFor({ state: 'visible' });
-}
 
 /** A first scan and phone binding in `page`, ending logged in on /. */
 async function bind(page, openid, phone) {
@@ -65,14 +57,6 @@ async function bind(page, openid, phone) {
   await page.locator('#whoami').waitFor({ state: 'visible' });
 }
 
-/** Runs `wxlogin admin ...` on the server's database. */
-function wxloginAdmin(...args) {
-  return execFileSync(WXLOGIN_BIN, ['admin', ...args], {
-    env: { ...process.env, WXLOGIN_DATABASE_URL: DATABASE_URL, RUST_LOG: 'warn' },
-    encoding: 'utf8',
-    timeout: 30_000,
-  });
-}
 
 /**
  * Does action `<name>` on a user's page as a person would: an action that locks someone out
@@ -100,13 +84,12 @@ async function act(page, name) {
 // ---------------------------------------------------------------------------------------
 // the journey
 
-const missing = [!WXLOGIN_BIN && 'WXLOGIN_BIN', !DATABASE_URL && 'WXLOGIN_DATABASE_URL'].filter(Boolean);
 
 test(
   'admin: find a user by the last four digits, disable (session ends, scan refused), enable, see the login live',
   {
     timeout: TEST_TIMEOUT,
-    skip: missing.length ? `${missing.join(' and ')} not set (scripts/test exports them)` : false,
+    skip: siteSkip,
   },
   async () => {
     const personCtx = await newContext();

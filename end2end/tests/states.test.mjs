@@ -5,6 +5,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
+  expireUntilDead,
+  openLogin,
   pathOf,
   randomOpenid,
   randomPhone,
@@ -21,36 +23,6 @@ import {
 
 const newContext = useBrowser({ locale: 'en-US' });
 const TIMEOUT = { timeout: 90_000 };
-
-/** The login page with its event stream connected. */
-async function openLogin(page) {
-  const events = page.waitForResponse((r) => pathOf(r.url()) === '/login/events');
-  await page.goto(url('/login'));
-  await events;
-  await page.locator('#qr[data-state="live"]').waitFor({ state: 'visible' });
-}
-
-/** Kills the page's QR code (and each fresh one the page gets) until it stays dead. */
-async function expireUntilDead(page) {
-  for (let round = 0; round < 10; round++) {
-    const ticket = await ticketOf(page);
-    const res = await fetch(url('/sandbox/api/expire'), {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ ticket }),
-    });
-    assert.equal(res.status, 200, 'POST /sandbox/api/expire');
-    const what = await page
-      .waitForFunction((old) => {
-        if (document.querySelector('#qr[data-state="expired"]')) return 'dead';
-        const href = document.querySelector('a#sandbox-link')?.getAttribute('href') ?? '';
-        return href && !href.endsWith(old) ? 'fresh' : false;
-      }, ticket)
-      .then((h) => h.jsonValue());
-    if (what === 'dead') return;
-  }
-  assert.fail('the page kept getting fresh codes');
-}
 
 test('a dead QR code looks dead on the code itself, and a tap brings a fresh one', TIMEOUT, async () => {
   const context = await newContext();
