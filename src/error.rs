@@ -106,7 +106,7 @@ impl IntoResponse for AppError {
                 |t| t.error_internal,
             ),
         };
-        let (detail, minutes, cause) = match self {
+        let (detail, retry_after, cause) = match self {
             AppError::BadRequest(detail) => (Some(detail), None, None),
             AppError::TooMany { retry_after } => (None, Some(retry_after.max(1)), None),
             AppError::Unavailable(e) => (None, None, Some(Cause::Upstream(e.into()))),
@@ -114,13 +114,13 @@ impl IntoResponse for AppError {
             AppError::Forbidden | AppError::NotFound => (None, None, None),
         };
         let mut response = status.into_response();
-        if let Some(seconds) = minutes
+        if let Some(seconds) = retry_after
             && let Ok(value) = HeaderValue::from_str(&seconds.to_string())
         {
             response.headers_mut().insert(header::RETRY_AFTER, value);
         }
         // The clock time is rounded up to the minute, so it is never too early.
-        let retry = minutes.map(|seconds| {
+        let retry = retry_after.map(|seconds| {
             let at = (crate::util::now() + seconds + 59) / 60 * 60;
             (crate::ui::china_clock(at), (seconds + 59) / 60)
         });

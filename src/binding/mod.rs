@@ -266,7 +266,7 @@ impl Target {
         };
         if let Some(shown) = session.take_shown::<views::Shown>(step).await? {
             let retry_after = shown.retry_after;
-            let (form, status) = shown.form(|_| wait);
+            let (form, status) = shown.form(wait);
             return Ok((form, status, retry_after));
         }
         let form = match stored {

@@ -205,8 +205,8 @@ impl Shown {
         }
     }
 
-    /// The form again, with the seconds until a resend as they are now.
-    pub(super) fn form(self, wait: impl FnOnce(&Phone) -> i64) -> (BindForm, StatusCode) {
+    /// The form again, with `wait`, the seconds until a resend as they are now.
+    pub(super) fn form(self, wait: i64) -> (BindForm, StatusCode) {
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::OK);
         let phone = self.code_step.then(|| Phone::parse(&self.value)).flatten();
         let form = match phone {
@@ -217,11 +217,7 @@ impl Shown {
                     NoteKind::Dead => Note::Dead(self.text),
                     NoteKind::Notice => Note::Notice(self.text),
                 };
-                BindForm::Code {
-                    wait: wait(&phone),
-                    phone,
-                    note,
-                }
+                BindForm::Code { wait, phone, note }
             }
             None => BindForm::Phone {
                 value: self.value,

@@ -259,8 +259,9 @@ async fn record_and_announce(
     first_follow: bool,
 ) -> AppResult<Option<String>> {
     let scan = matches!(delivery.effect, Effect::Scan { .. });
-    let support = state.brand.support_contact.clone();
-    let rule: ScanRule = Box::new(move |facts| scan_rule(facts, support.as_deref()));
+    // The brand is shared: each callback clones a pointer, not the contact's text.
+    let brand = state.brand.clone();
+    let rule: ScanRule = Box::new(move |facts| scan_rule(facts, brand.support_contact.as_deref()));
     let recorded = state.store.callbacks.record(delivery, rule).await?;
     let reply = match recorded {
         Recorded::ReplayedRequest(reply) => {
