@@ -104,6 +104,9 @@ impl Application {
             subject_key: Arc::new(subject_key),
             metrics: Arc::default(),
         };
+        if let Some(remote) = state.store.remote.subscribe() {
+            tokio::spawn(state.live.clone().relay(remote));
+        }
         let router = app(state.clone(), sandbox);
         Ok(Application {
             listener,

@@ -375,10 +375,23 @@ impl Settings {
             }
         };
         let database_url = env("WXLOGIN_DATABASE_URL").unwrap_or(defaults.database_url);
-        if !database_url.starts_with("sqlite:") {
+        if crate::store::is_postgres(&database_url) {
+            // Checked here so a typo fails at start with the setting's name; the password,
+            // if any, is never echoed back.
+            let parsed = url::Url::parse(&database_url).map_err(|e| {
+                ConfigError::new("WXLOGIN_DATABASE_URL", format!("not a valid PostgreSQL URL: {e}"))
+            })?;
+            if parsed.host_str().is_none_or(str::is_empty) {
+                return Err(ConfigError::new(
+                    "WXLOGIN_DATABASE_URL",
+                    "a PostgreSQL URL needs a host, e.g. postgres://wxlogin:PASSWORD@db.internal/wxlogin",
+                ));
+            }
+        } else if !database_url.starts_with("sqlite:") {
             return Err(ConfigError::new(
                 "WXLOGIN_DATABASE_URL",
-                "must be a SQLite URL such as sqlite://data/wxlogin.db",
+                "must be a SQLite URL such as sqlite://data/wxlogin.db, or a PostgreSQL one such \
+                 as postgres://wxlogin:PASSWORD@db.internal/wxlogin",
             ));
         }
         let public_url = match env("WXLOGIN_PUBLIC_URL").or(Some(defaults.public_url)) {

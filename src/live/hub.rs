@@ -57,6 +57,14 @@ impl Hub {
         }
     }
 
+    /// Tells every watched browser's streams to look again (notices may have been missed).
+    pub fn notify_all(&self) {
+        let browsers = self.inner.browsers.lock().expect("hub lock");
+        for sender in browsers.values() {
+            sender.send_modify(|v| *v = v.wrapping_add(1));
+        }
+    }
+
     /// How many browsers are being watched.
     pub fn watched(&self) -> usize {
         self.inner.browsers.lock().expect("hub lock").len()

@@ -12,6 +12,8 @@ pub mod sse;
 
 use tokio::sync::{broadcast, watch};
 
+use crate::store::Remote;
+
 /// The live side of the application. Cloning shares it.
 #[derive(Clone, Default)]
 pub struct Live {
@@ -32,6 +34,33 @@ impl Live {
     /// (an expiry set by hand, say): wakes that browser's streams only.
     pub fn wake(&self, owner: &str) {
         self.browsers.notify(owner);
+    }
+
+    /// Passes on what another instance committed (heard through the database): the same
+    /// wake-ups as [`Live::announce`] and [`Live::wake`] would give, and after notices may have
+    /// been missed, a look again for every waiting browser and dashboard.
+    pub fn heard(&self, remote: Remote) {
+        match remote {
+            Remote::Changed { owner, login: true } => self.announce(&owner),
+            Remote::Changed { owner, login: false } => self.wake(&owner),
+            Remote::Resync => {
+                self.browsers.notify_all();
+                self.logins.publish();
+            }
+        }
+    }
+
+    /// Wakes this instance's streams for every change other instances commit, as long as
+    /// the server runs (spawned at start when the store is shared).
+    pub async fn relay(self, mut remote: broadcast::Receiver<Remote>) {
+        loop {
+            match remote.recv().await {
+                Ok(change) => self.heard(change),
+                // Fell behind: some changes went unheard, so everyone looks again.
+                Err(broadcast::error::RecvError::Lagged(_)) => self.heard(Remote::Resync),
+                Err(broadcast::error::RecvError::Closed) => return,
+            }
+        }
     }
 
     /// The changes of one browser's scenes, and the shutdown signal.
@@ -77,5 +106,27 @@ mod tests {
         assert!(*stopping.borrow_and_update());
         assert!(*browser.shutdown.borrow_and_update());
         other.changes.mark_unchanged();
+    }
+
+    #[tokio::test]
+    async fn what_another_instance_committed_wakes_the_same_streams_and_a_resync_wakes_all() {
+        let live = Live::default();
+        let mut a = live.watch_browser("a");
+        let mut b = live.watch_browser("b");
+        let mut logins = live.watch_logins();
+
+        live.heard(Remote::Changed {
+            owner: "a".into(),
+            login: false,
+        });
+        assert!(a.changes.has_changed().unwrap());
+        assert!(!b.changes.has_changed().unwrap());
+        assert!(logins.try_recv().is_err(), "no login event was recorded");
+        a.changes.mark_unchanged();
+
+        live.heard(Remote::Resync);
+        assert!(a.changes.has_changed().unwrap());
+        assert!(b.changes.has_changed().unwrap());
+        assert!(logins.try_recv().is_ok());
     }
 }

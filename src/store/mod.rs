@@ -7,10 +7,13 @@
 //! data; their rules (a scene's status, the scan decision) live with the features, as plain
 //! functions the store is handed where a transaction needs them.
 //!
-//! [`sqlite`] is the backend: pools, the writer thread, the WAL checkpointer, the busy
-//! handler, full-text search and every SQL string. A second backend is one more folder here
-//! and its migrations.
+//! [`sqlite`] is the embedded backend: pools, the writer thread, the WAL checkpointer, the
+//! busy handler, full-text search. [`postgres`] is the one several instances share: advisory
+//! locks where SQLite has its single writer, and `LISTEN`/`NOTIFY` so that a change committed
+//! by one instance wakes the browsers waiting on another ([`Store::remote`]). Each has its own
+//! migrations (`migrations/sqlite/`, `migrations/postgres/`) and every SQL string of its own.
 
+pub mod postgres;
 pub mod records;
 pub mod sqlite;
 
@@ -58,6 +61,34 @@ pub struct Store {
     pub tokens: Arc<dyn crate::wechat::client::TokenStore>,
     /// Browser sessions, for tower-sessions.
     pub sessions: Sessions,
+    /// Changes other instances committed (PostgreSQL only).
+    pub remote: RemoteFeed,
+}
+
+/// What another instance sharing the database committed, as its notification says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Remote {
+    /// The scene of browser `owner` moved on (`login`: and a login event was recorded).
+    Changed {
+        /// The browser's key.
+        owner: String,
+        /// Whether a login event was recorded too.
+        login: bool,
+    },
+    /// Notifications may have been missed (the listener reconnected): every waiting browser
+    /// should read its state again.
+    Resync,
+}
+
+/// Where [`Remote`] changes arrive; empty on a backend only one instance uses.
+#[derive(Clone, Debug, Default)]
+pub struct RemoteFeed(pub(crate) Option<tokio::sync::broadcast::Sender<Remote>>);
+
+impl RemoteFeed {
+    /// The changes heard from now on, if other instances may make any.
+    pub fn subscribe(&self) -> Option<tokio::sync::broadcast::Receiver<Remote>> {
+        self.0.as_ref().map(|sender| sender.subscribe())
+    }
 }
 
 /// The session store of the backend, as tower-sessions wants it (a clonable store).
@@ -97,10 +128,20 @@ impl tower_sessions::SessionStore for Sessions {
 
 impl Store {
     /// Opens (creating and migrating) the database at `url` and starts the backend's own
-    /// threads and tasks (writer, checkpointer, expired-session deletion).
+    /// threads and tasks (writer, checkpointer, listener, expired-session deletion):
+    /// `postgres://` (or `postgresql://`) is PostgreSQL, anything else SQLite.
     pub async fn open(url: &str) -> anyhow::Result<Store> {
-        sqlite::open(url).await
+        if is_postgres(url) {
+            postgres::open(url).await
+        } else {
+            sqlite::open(url).await
+        }
     }
+}
+
+/// Whether `url` names a PostgreSQL database.
+pub fn is_postgres(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
 }
 
 /// Login scenes: one QR code each.

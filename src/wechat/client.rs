@@ -131,7 +131,16 @@ pub trait TokenStore: Send + Sync {
     async fn load(&self, appid: &str) -> Option<StoredToken>;
     /// Replaces the stored token of `appid`.
     async fn save(&self, appid: &str, token: &StoredToken);
+    /// Waits while another process sharing this store fetches `appid`'s token, then keeps the
+    /// others waiting until the guard is dropped: one fetch at a time across instances, and
+    /// the ones that waited read what it stored. `None`: no one else shares the store.
+    async fn fetching(&self, _appid: &str) -> Option<FetchGuard> {
+        None
+    }
 }
+
+/// Held while this process fetches a token (see [`TokenStore::fetching`]).
+pub type FetchGuard = Box<dyn Send>;
 
 #[async_trait::async_trait]
 impl<T: TokenStore + ?Sized> TokenStore for std::sync::Arc<T> {
@@ -141,6 +150,10 @@ impl<T: TokenStore + ?Sized> TokenStore for std::sync::Arc<T> {
 
     async fn save(&self, appid: &str, token: &StoredToken) {
         (**self).save(appid, token).await
+    }
+
+    async fn fetching(&self, appid: &str) -> Option<FetchGuard> {
+        (**self).fetching(appid).await
     }
 }
 
@@ -240,6 +253,25 @@ impl WechatClient {
         {
             return Ok(cached.token.clone());
         }
+        // Instances sharing the store fetch one at a time; one that waited for another's
+        // fetch takes the token it stored (unless it is the very token found bad).
+        let fetching = match &self.store {
+            Some(store) => store.fetching(&self.config.appid).await,
+            None => None,
+        };
+        if fetching.is_some()
+            && let Some(stored) = self.load_stored(now).await
+        {
+            let known_bad = force
+                && cache
+                    .as_ref()
+                    .is_some_and(|c| c.token.expose_secret() == stored.token.expose_secret());
+            if !known_bad {
+                let token = stored.token.clone();
+                *cache = Some(stored);
+                return Ok(token);
+            }
+        }
         let force = force && self.may_force().await;
         let answer = with_backoff(|| self.fetch_token(force)).await;
         let answer = match answer {
@@ -264,6 +296,8 @@ impl WechatClient {
             store.save(&self.config.appid, &stored).await;
         }
         *cache = Some(CachedToken::new(token.clone(), now, lifetime));
+        // Stored before the lock goes, so whoever waited for it reads the new token.
+        drop(fetching);
         Ok(token)
     }
 

@@ -90,6 +90,7 @@ pub async fn open(url: &str) -> anyhow::Result<Store> {
         oidc: backend.clone(),
         tokens: backend,
         sessions: Sessions(Arc::new(sessions)),
+        remote: Default::default(),
     })
 }
 
@@ -142,7 +143,7 @@ pub async fn connect(url: &str) -> anyhow::Result<SqlitePool> {
         })
         .connect_with(options)
         .await?;
-    sqlx::migrate!("./migrations").run(&pool).await?;
+    sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
     Ok(pool)
 }
 
