@@ -16,7 +16,7 @@ async fn admin_browser(app: &TestApp, openid: &str, phone: &str) -> (reqwest::Cl
     let browser = app.browser();
     app.log_in_new_user(&browser, openid, phone).await;
     let id = user_id_of(app, phone).await;
-    app.exec_with("UPDATE users SET is_admin = 1 WHERE id = ?", id)
+    app.exec_with("UPDATE users SET is_admin = TRUE WHERE id = ?", id)
         .await;
     (browser, id)
 }
@@ -60,28 +60,28 @@ struct Seed<'a> {
 }
 
 async fn seed(app: &TestApp, s: Seed<'_>) -> i64 {
-    let id = sqlx::query_scalar(
-        "INSERT INTO users (phone, openid, unionid, is_admin, disabled, created_at, bound_at, last_login_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-    )
-    .bind(format!("+86{}", s.phone))
-    .bind(s.openid)
-    .bind(s.unionid)
-    .bind(s.admin)
-    .bind(s.disabled)
-    .bind(wxlogin::util::now() - 86_400)
-    .bind(s.bound_at)
-    .bind(s.last_login_at)
-    .fetch_one(&app.db)
-    .await
-    .unwrap();
+    let id = app
+        .select_binds(
+            "INSERT INTO users (phone, openid, unionid, is_admin, disabled, created_at, bound_at, last_login_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            (
+                format!("+86{}", s.phone),
+                s.openid,
+                s.unionid,
+                s.admin,
+                s.disabled,
+                wxlogin::util::now() - 86_400,
+                s.bound_at,
+                s.last_login_at,
+            ),
+        )
+        .await;
     if let (Some(openid), Some(following)) = (s.openid, s.following) {
-        sqlx::query("INSERT INTO followers (openid, following, updated_at) VALUES (?, ?, 0)")
-            .bind(openid)
-            .bind(following)
-            .execute(&app.db)
-            .await
-            .unwrap();
+        app.exec_binds(
+            "INSERT INTO followers (openid, following, updated_at) VALUES (?, ?, 0)",
+            (openid, following),
+        )
+        .await;
     }
     id
 }
@@ -107,21 +107,19 @@ fn next_page(html: &str) -> Option<String> {
 
 /// The audit rows about `target`: (actor, action, detail).
 async fn audit_rows(app: &TestApp, target: i64) -> Vec<(Option<i64>, String, Option<String>)> {
-    sqlx::query_as(
+    app.fetch_all(
         "SELECT actor_user_id, action, detail FROM audit_log WHERE target_user_id = ? ORDER BY id",
+        (target,),
     )
-    .bind(target)
-    .fetch_all(&app.db)
     .await
-    .unwrap()
 }
 
 async fn flags(app: &TestApp, id: i64) -> (bool, bool, Option<String>) {
-    sqlx::query_as("SELECT is_admin, disabled, openid FROM users WHERE id = ?")
-        .bind(id)
-        .fetch_one(&app.db)
-        .await
-        .unwrap()
+    app.fetch_one(
+        "SELECT is_admin, disabled, openid FROM users WHERE id = ?",
+        (id,),
+    )
+    .await
 }
 
 fn encoded(path: &str) -> String {
@@ -242,7 +240,7 @@ async fn revoking_the_admin_right_takes_effect_at_the_next_request() {
     let app = spawn_app().await;
     let (admin, id) = admin_browser(&app, "admin-r", "13800000011").await;
     assert_eq!(app.get(&admin, "/admin/users").await.status(), 200);
-    app.exec_with("UPDATE users SET is_admin = 0 WHERE id = ?", id)
+    app.exec_with("UPDATE users SET is_admin = FALSE WHERE id = ?", id)
         .await;
     assert_eq!(app.get(&admin, "/admin/users").await.status(), 403);
 }
@@ -459,25 +457,25 @@ async fn filters_combine_and_bad_values_are_a_400_that_says_why() {
 
 /// Seeds `n` users with many equal times and some without any.
 async fn seed_many(app: &TestApp, n: i64) {
-    let mut tx = app.db.begin().await.unwrap();
-    for i in 0..n {
+    let rows = (0..n).map(|i| {
         // Ties on purpose: 7 users share each bound_at; every 10th has none.
         let bound_at = (i % 10 != 0).then_some(1_700_000_000 + (i / 7) * 60);
         let last_login = (i % 3 != 0).then_some(1_710_000_000 + (i % 11) * 3600);
-        sqlx::query(
-            "INSERT INTO users (phone, openid, is_admin, disabled, created_at, bound_at, last_login_at) \
-             VALUES (?, ?, 0, ?, 0, ?, ?)",
+        (
+            format!("+86137{:08}", i),
+            format!("seed-{i}"),
+            i % 4 == 0,
+            bound_at,
+            last_login,
         )
-        .bind(format!("+86137{:08}", i))
-        .bind(format!("seed-{i}"))
-        .bind(i % 4 == 0)
-        .bind(bound_at)
-        .bind(last_login)
-        .execute(&mut *tx)
-        .await
-        .unwrap();
-    }
-    tx.commit().await.unwrap();
+    });
+    app.db
+        .exec_each(
+            "INSERT INTO users (phone, openid, is_admin, disabled, created_at, bound_at, last_login_at) \
+             VALUES (?, ?, FALSE, ?, 0, ?, ?)",
+            rows,
+        )
+        .await;
 }
 
 /// Follows the next-page links from `first` and returns every id seen, page by page.
@@ -507,17 +505,20 @@ async fn keyset_pages_cover_every_user_once_in_order() {
     ] {
         let pages = walk(&app, &admin, &format!("/admin/users?sort={sort}{filter}")).await;
         let where_ = match filter {
-            "&disabled=no" => "WHERE disabled = 0",
-            "&disabled=yes" => "WHERE disabled = 1",
+            "&disabled=no" => "WHERE disabled = FALSE",
+            "&disabled=yes" => "WHERE disabled = TRUE",
             _ => "",
         };
-        // NULLs sort lowest in SQLite, so DESC lists them last, as the page does.
-        let expected: Vec<i64> = sqlx::query_scalar(&format!(
-            "SELECT id FROM users {where_} ORDER BY {column} DESC, id DESC"
-        ))
-        .fetch_all(&app.db)
-        .await
-        .unwrap();
+        // Times unknown last, as the page lists them (SQLite's default, not PostgreSQL's).
+        let expected: Vec<i64> = app
+            .db
+            .select_all(
+                &format!(
+                    "SELECT id FROM users {where_} ORDER BY {column} DESC NULLS LAST, id DESC"
+                ),
+                (),
+            )
+            .await;
         for page in &pages[..pages.len() - 1] {
             assert_eq!(page.len(), 50, "full pages of 50 ({sort}{filter})");
         }
@@ -625,16 +626,12 @@ async fn detail_shows_the_full_phone_login_history_pages_and_the_audit_log() {
     )
     .await;
     for i in 0..25 {
-        sqlx::query(
+        app.exec_binds(
             "INSERT INTO login_events (user_id, openid, outcome, client_ip, user_agent, at) \
              VALUES (?, 'od1', ?, '10.0.0.2', 'curl', ?)",
+            (id, if i == 24 { "disabled" } else { "logged_in" }, 2000 + i),
         )
-        .bind(id)
-        .bind(if i == 24 { "disabled" } else { "logged_in" })
-        .bind(2000 + i)
-        .execute(&app.db)
-        .await
-        .unwrap();
+        .await;
     }
 
     let html = get_html(&app, &admin, &format!("/admin/users/{id}")).await;
@@ -942,7 +939,7 @@ async fn dashboard_shows_totals_a_chart_and_the_latest_scans_live() {
     assert_eq!(seen, total);
 
     // A stream ends once its admin is no longer one.
-    app.exec("UPDATE users SET is_admin = 0 WHERE phone = '+8613800000121'")
+    app.exec("UPDATE users SET is_admin = FALSE WHERE phone = '+8613800000121'")
         .await;
     app.log_in_new_user(&app.browser(), "person-l2", "13700000123")
         .await;

@@ -13,11 +13,8 @@ fn wrong(code: &str) -> String {
 }
 
 async fn user_row(app: &TestApp, phone: &str) -> Option<(i64, Option<String>)> {
-    sqlx::query_as("SELECT id, openid FROM users WHERE phone = ?")
-        .bind(phone)
-        .fetch_optional(&app.db)
+    app.fetch_optional("SELECT id, openid FROM users WHERE phone = ?", (phone,))
         .await
-        .unwrap()
 }
 
 #[tokio::test]
@@ -190,8 +187,11 @@ async fn an_expired_code_does_not_bind() {
     let (browser, csrf) = app.needs_binding("o_slow").await;
     app.send_code_page(&browser, &csrf, "13900000006").await;
     let code = app.sms_code("13900000006").await.unwrap();
-    app.exec("UPDATE sms_codes SET expires_at = strftime('%s','now') - 1")
-        .await;
+    app.exec_with(
+        "UPDATE sms_codes SET expires_at = ?",
+        wxlogin::util::now() - 1,
+    )
+    .await;
 
     let response = app.verify_code(&browser, &csrf, &code).await;
 
@@ -293,17 +293,13 @@ async fn age_codes(app: &TestApp, seconds: i64) {
 
 /// Puts a code row in place as if sent `ago` seconds ago to `phone` from `ip`.
 async fn past_code(app: &TestApp, phone: &str, ip: &str, ago: i64) {
-    sqlx::query(
+    let sent = wxlogin::util::now() - ago;
+    app.exec_binds(
         "INSERT INTO sms_codes (scene, phone, code_hash, created_at, expires_at, client_ip) \
-         VALUES ('old-scene', ?, x'00', strftime('%s','now') - ?, strftime('%s','now') - ? + 300, ?)",
+         VALUES ('old-scene', ?, ?, ?, ?, ?)",
+        (phone, vec![0u8], sent, sent + 300, ip),
     )
-    .bind(phone)
-    .bind(ago)
-    .bind(ago)
-    .bind(ip)
-    .execute(&app.db)
-    .await
-    .unwrap();
+    .await;
 }
 
 /// "HH:MM" in Beijing of `t`, rounded up to the minute, as the page shows it.

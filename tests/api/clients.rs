@@ -9,7 +9,7 @@ async fn admin(app: &TestApp) -> (reqwest::Client, String) {
     let browser = app.browser();
     app.log_in_new_user(&browser, "o_clients_admin", "13800138051")
         .await;
-    app.exec("UPDATE users SET is_admin = 1 WHERE phone = '+8613800138051'")
+    app.exec("UPDATE users SET is_admin = TRUE WHERE phone = '+8613800138051'")
         .await;
     let csrf = app.csrf(&browser, "/").await;
     (browser, csrf)

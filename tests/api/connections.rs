@@ -9,7 +9,7 @@ use tokio::{
     net::TcpStream,
 };
 
-use crate::ops::Process;
+use crate::{helpers::TestDatabase, ops::Process};
 
 fn host(server: &Process) -> String {
     server.address.trim_start_matches("http://").to_owned()
@@ -51,14 +51,16 @@ async fn healthz(host: &str) -> Option<u16> {
     text.split(' ').nth(1)?.parse().ok()
 }
 
-fn temp_db(dir: &tempfile::TempDir) -> String {
-    format!("sqlite://{}", dir.path().join("conn.db").display())
+/// A database of the test's own (a file in `dir` on SQLite).
+async fn temp_db(dir: &tempfile::TempDir) -> TestDatabase {
+    TestDatabase::create(dir.path(), "conn.db").await
 }
 
 #[tokio::test]
 async fn a_half_sent_head_and_an_idle_keep_alive_are_closed_within_the_timeout() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Process::start_with(&temp_db(&dir), &[("WXLOGIN_HEADER_TIMEOUT_SECONDS", "2")]);
+    let database = temp_db(&dir).await;
+    let server = Process::start_with(&database.url, &[("WXLOGIN_HEADER_TIMEOUT_SECONDS", "2")]);
     let host = host(&server);
 
     let mut half = TcpStream::connect(&host).await.unwrap();
@@ -103,7 +105,8 @@ async fn a_half_sent_head_and_an_idle_keep_alive_are_closed_within_the_timeout()
 #[tokio::test]
 async fn a_request_head_over_16_kib_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Process::start_with(&temp_db(&dir), &[]);
+    let database = temp_db(&dir).await;
+    let server = Process::start_with(&database.url, &[]);
     let mut stream = TcpStream::connect(host(&server)).await.unwrap();
     let big = "a".repeat(64 * 1024);
     let request = format!("GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: {big}\r\n\r\n");
@@ -123,8 +126,9 @@ async fn a_request_head_over_16_kib_is_refused() {
 #[tokio::test]
 async fn past_the_connection_cap_new_connections_are_closed_until_a_slot_frees() {
     let dir = tempfile::tempdir().unwrap();
+    let database = temp_db(&dir).await;
     let server = Process::start_with(
-        &temp_db(&dir),
+        &database.url,
         &[
             ("WXLOGIN_MAX_CONNECTIONS", "20"),
             ("WXLOGIN_HEADER_TIMEOUT_SECONDS", "60"),

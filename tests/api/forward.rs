@@ -26,7 +26,7 @@ async fn verify_says_who_is_logged_in_and_refuses_the_rest() {
     // The same person for every call.
     let again = verify(&app, &browser).await;
     assert_eq!(again.headers()["x-wxlogin-user"].to_str().unwrap(), sub);
-    app.exec("UPDATE users SET disabled = 1 WHERE phone = '+8613800138031'")
+    app.exec("UPDATE users SET disabled = TRUE WHERE phone = '+8613800138031'")
         .await;
     assert_eq!(verify(&app, &browser).await.status(), 403);
 }

@@ -95,7 +95,8 @@ async fn the_wechat_reply_shows_the_browser_only_as_what_it_claims() {
 #[tokio::test]
 async fn at_the_default_log_level_every_request_writes_one_line() {
     let dir = tempfile::tempdir().unwrap();
-    let db = format!("sqlite://{}", dir.path().join("log.db").display());
+    let database = crate::helpers::TestDatabase::create(dir.path(), "log.db").await;
+    let db = database.url.clone();
     let mut child = Command::new(env!("CARGO_BIN_EXE_wxlogin"))
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())

@@ -1,10 +1,19 @@
 //! `spawn_app()` and the other tools every API test uses: browsers with their own cookie jars,
-//! the sandbox phone, signed callbacks, an SSE reader.
+//! the sandbox phone, signed callbacks, an SSE reader, and the test's own SQL on either backend.
+//!
+//! The tests run on SQLite (a file in a temporary folder) unless `WXLOGIN_TEST_POSTGRES_URL`
+//! names a PostgreSQL server whose user may create databases: then each app gets a database of
+//! its own there, dropped when the test is done with it. Test SQL is written once, with `?`
+//! placeholders, in SQL both accept (flags as `TRUE`/`FALSE`, no `rowid`, no `strftime`).
 
-use std::{sync::Arc, time::Duration};
+use std::{path::Path, sync::Arc, time::Duration};
 
 use futures::StreamExt;
-use sqlx::Sqlite;
+use sqlx::{
+    Arguments, Connection, Executor, PgPool, Postgres, Sqlite, SqlitePool,
+    postgres::{PgArguments, PgRow},
+    sqlite::{SqliteArguments, SqliteRow},
+};
 use tokio::task::JoinHandle;
 use wxlogin::{
     Application,
@@ -12,6 +21,21 @@ use wxlogin::{
     state::AppState,
     wechat::{message, signature},
 };
+
+/// The variable naming the PostgreSQL server to test on (unset: SQLite).
+const POSTGRES_VAR: &str = "WXLOGIN_TEST_POSTGRES_URL";
+
+/// The PostgreSQL server the tests run on, if `WXLOGIN_TEST_POSTGRES_URL` names one.
+fn postgres_server() -> Option<String> {
+    std::env::var(POSTGRES_VAR)
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+}
+
+/// Whether the tests run on PostgreSQL.
+pub fn on_postgres() -> bool {
+    postgres_server().is_some()
+}
 
 /// A running wxlogin on port 0 with its own temporary database.
 pub struct TestApp {
@@ -23,9 +47,11 @@ pub struct TestApp {
     pub settings: Settings,
     /// A connection pool of the test's own on the app's database, for the test-only SQL that
     /// sets up and checks what HTTP can't.
-    pub db: sqlx::SqlitePool,
+    pub db: TestDb,
     handle: JoinHandle<()>,
     dir: Arc<tempfile::TempDir>,
+    /// The database (last, so that it goes after the pools on it).
+    database: Arc<TestDatabase>,
 }
 
 /// Starts wxlogin in sandbox mode on a fresh database.
@@ -36,24 +62,23 @@ pub async fn spawn_app() -> TestApp {
 /// Starts wxlogin with settings changed by `change`.
 pub async fn spawn_app_with(change: impl FnOnce(&mut Settings)) -> TestApp {
     let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
-    let mut settings = Settings::sandbox(db_url(&dir.path().join("wxlogin.db")));
+    let database = Arc::new(TestDatabase::create(dir.path(), "wxlogin.db").await);
+    let mut settings = Settings::sandbox(database.url.clone());
     change(&mut settings);
-    start(settings, dir).await
+    start(settings, dir, database).await
 }
 
-fn db_url(path: &std::path::Path) -> String {
-    format!("sqlite://{}", path.display())
-}
-
-async fn start(settings: Settings, dir: Arc<tempfile::TempDir>) -> TestApp {
+async fn start(
+    settings: Settings,
+    dir: Arc<tempfile::TempDir>,
+    database: Arc<TestDatabase>,
+) -> TestApp {
     let app = Application::build(settings.clone())
         .await
         .expect("app builds");
     let address = format!("http://127.0.0.1:{}", app.port());
     let state = app.state().clone();
-    let db = sqlx::SqlitePool::connect(&settings.database_url)
-        .await
-        .expect("the test's own connection to the database");
+    let db = TestDb::connect(&settings.database_url).await;
     let handle = tokio::spawn(async move {
         let _ = app.run_until_stopped(std::future::pending()).await;
     });
@@ -64,6 +89,408 @@ async fn start(settings: Settings, dir: Arc<tempfile::TempDir>) -> TestApp {
         db,
         handle,
         dir,
+        database,
+    }
+}
+
+/// A database of a test's own: the file `file` in `dir` on SQLite; on PostgreSQL a fresh
+/// database on the test server, dropped (with whatever is still connected) when this goes.
+pub struct TestDatabase {
+    /// What `WXLOGIN_DATABASE_URL` would say.
+    pub url: String,
+    /// On PostgreSQL: the server's URL and the database's name.
+    postgres: Option<(String, String)>,
+}
+
+impl TestDatabase {
+    /// Makes the database (on SQLite the app makes the file itself).
+    pub async fn create(dir: &Path, file: &str) -> TestDatabase {
+        let Some(server) = postgres_server() else {
+            return TestDatabase {
+                url: format!("sqlite://{}", dir.join(file).display()),
+                postgres: None,
+            };
+        };
+        let name = format!("wxtest_{}", wxlogin::util::random_hex(8));
+        let mut admin = sqlx::PgConnection::connect(&server)
+            .await
+            .unwrap_or_else(|e| panic!("{POSTGRES_VAR}={server}: cannot connect: {e}"));
+        admin
+            .execute(format!("CREATE DATABASE {name}").as_str())
+            .await
+            .unwrap_or_else(|e| panic!("CREATE DATABASE {name}: {e}"));
+        let _ = admin.close().await;
+        let mut url =
+            url::Url::parse(&server).unwrap_or_else(|e| panic!("{POSTGRES_VAR} is not a URL: {e}"));
+        url.set_path(&format!("/{name}"));
+        TestDatabase {
+            url: url.to_string(),
+            postgres: Some((server, name)),
+        }
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let Some((server, name)) = self.postgres.take() else {
+            return;
+        };
+        // On a thread with a runtime of its own: this may run inside the test's runtime.
+        let dropped = std::thread::spawn(move || -> Result<(), String> {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())?;
+            runtime.block_on(async {
+                let mut admin = sqlx::PgConnection::connect(&server)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                admin
+                    .execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let _ = admin.close().await;
+                Ok(())
+            })
+        })
+        .join();
+        if let Ok(Err(e)) = dropped {
+            eprintln!("the test database was left on the server: {e}");
+        }
+    }
+}
+
+/// A connection pool on a test's database, for the test-only SQL. Its SQL is written once with
+/// `?` placeholders (numbered `$1, $2, …` for PostgreSQL here) in SQL both backends accept.
+#[derive(Clone)]
+pub enum TestDb {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// A value bound to a `?` of test SQL. Each kind keeps its type when NULL (PostgreSQL wants
+/// to know it).
+#[derive(Debug, Clone)]
+pub enum Arg {
+    Int(Option<i64>),
+    Text(Option<String>),
+    Bool(Option<bool>),
+    Bytes(Option<Vec<u8>>),
+}
+
+macro_rules! arg_from {
+    ($variant:ident: $($t:ty => $f:expr),+ $(,)?) => {
+        $(
+            impl From<$t> for Arg {
+                fn from(v: $t) -> Arg {
+                    Arg::$variant(Some(($f)(v)))
+                }
+            }
+            impl From<Option<$t>> for Arg {
+                fn from(v: Option<$t>) -> Arg {
+                    Arg::$variant(v.map($f))
+                }
+            }
+        )+
+    };
+}
+
+arg_from!(Int: i64 => |v| v, i32 => i64::from, u32 => i64::from);
+arg_from!(Bool: bool => |v| v);
+arg_from!(
+    Text: String => |v| v,
+    &str => str::to_owned,
+    &String => String::clone,
+);
+arg_from!(Bytes: Vec<u8> => |v| v, &[u8] => <[u8]>::to_vec);
+
+/// The values bound to the `?`s of a statement, in order: `()`, or a tuple of things that
+/// are [`Arg`]s (`(id, "disabled", 2000 + i)`).
+pub trait Binds {
+    fn into_args(self) -> Vec<Arg>;
+}
+
+impl Binds for () {
+    fn into_args(self) -> Vec<Arg> {
+        Vec::new()
+    }
+}
+
+impl Binds for Vec<Arg> {
+    fn into_args(self) -> Vec<Arg> {
+        self
+    }
+}
+
+macro_rules! tuple_binds {
+    ($($name:ident),+) => {
+        impl<$($name: Into<Arg>),+> Binds for ($($name,)+) {
+            #[allow(non_snake_case)]
+            fn into_args(self) -> Vec<Arg> {
+                let ($($name,)+) = self;
+                vec![$($name.into()),+]
+            }
+        }
+    };
+}
+
+tuple_binds!(A);
+tuple_binds!(A, B);
+tuple_binds!(A, B, C);
+tuple_binds!(A, B, C, D);
+tuple_binds!(A, B, C, D, E);
+tuple_binds!(A, B, C, D, E, F);
+tuple_binds!(A, B, C, D, E, F, G);
+tuple_binds!(A, B, C, D, E, F, G, H);
+
+fn sqlite_args(args: Vec<Arg>) -> SqliteArguments<'static> {
+    let mut out = SqliteArguments::default();
+    for arg in args {
+        match arg {
+            Arg::Int(v) => out.add(v),
+            Arg::Text(v) => out.add(v),
+            Arg::Bool(v) => out.add(v),
+            Arg::Bytes(v) => out.add(v),
+        }
+        .expect("a test value binds");
+    }
+    out
+}
+
+fn postgres_args(args: Vec<Arg>) -> PgArguments {
+    let mut out = PgArguments::default();
+    for arg in args {
+        match arg {
+            Arg::Int(v) => out.add(v),
+            Arg::Text(v) => out.add(v),
+            Arg::Bool(v) => out.add(v),
+            Arg::Bytes(v) => out.add(v),
+        }
+        .expect("a test value binds");
+    }
+    out
+}
+
+/// `sql` with each `?` outside quotes numbered `$1, $2, …`, as PostgreSQL wants them.
+pub fn numbered_placeholders(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len() + 8);
+    let mut quote = None;
+    let mut n = 0;
+    for c in sql.chars() {
+        match quote {
+            // A doubled quote inside a literal closes and reopens it: the same to us.
+            Some(q) if c == q => quote = None,
+            Some(_) => {}
+            None if c == '\'' || c == '"' => quote = Some(c),
+            None if c == '?' => {
+                n += 1;
+                out.push_str(&format!("${n}"));
+                continue;
+            }
+            None => {}
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// `done`'s value, or a panic naming the statement that failed.
+fn checked<T>(sql: &str, done: Result<T, sqlx::Error>) -> T {
+    done.unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
+
+/// A value test SQL selects: decodable from both backends.
+pub trait Value:
+    Send
+    + Unpin
+    + sqlx::Type<Sqlite>
+    + for<'r> sqlx::Decode<'r, Sqlite>
+    + sqlx::Type<Postgres>
+    + for<'r> sqlx::Decode<'r, Postgres>
+{
+}
+
+impl<T> Value for T where
+    T: Send
+        + Unpin
+        + sqlx::Type<Sqlite>
+        + for<'r> sqlx::Decode<'r, Sqlite>
+        + sqlx::Type<Postgres>
+        + for<'r> sqlx::Decode<'r, Postgres>
+{
+}
+
+/// A row test SQL selects (a tuple of [`Value`]s): decodable from both backends.
+pub trait Row:
+    Send + Unpin + for<'r> sqlx::FromRow<'r, SqliteRow> + for<'r> sqlx::FromRow<'r, PgRow>
+{
+}
+
+impl<T> Row for T where
+    T: Send + Unpin + for<'r> sqlx::FromRow<'r, SqliteRow> + for<'r> sqlx::FromRow<'r, PgRow>
+{
+}
+
+impl TestDb {
+    /// Connects to the database at `url` (`sqlite://` or `postgres://`).
+    pub async fn connect(url: &str) -> TestDb {
+        if wxlogin::store::is_postgres(url) {
+            TestDb::Postgres(
+                PgPool::connect(url)
+                    .await
+                    .expect("the test's own connection to the database"),
+            )
+        } else {
+            TestDb::Sqlite(
+                SqlitePool::connect(url)
+                    .await
+                    .expect("the test's own connection to the database"),
+            )
+        }
+    }
+
+    /// Whether this is PostgreSQL.
+    pub fn is_postgres(&self) -> bool {
+        matches!(self, TestDb::Postgres(_))
+    }
+
+    /// Runs a statement with `args` bound to its `?`s; returns the rows it changed.
+    pub async fn exec_binds(&self, sql: &str, args: impl Binds) -> u64 {
+        let args = args.into_args();
+        match self {
+            TestDb::Sqlite(db) => sqlx::query_with(sql, sqlite_args(args))
+                .execute(db)
+                .await
+                .map(|done| done.rows_affected()),
+            TestDb::Postgres(db) => {
+                sqlx::query_with(&numbered_placeholders(sql), postgres_args(args))
+                    .execute(db)
+                    .await
+                    .map(|done| done.rows_affected())
+            }
+        }
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+
+    /// Runs a statement once for each of `rows` (its arguments), all in one transaction.
+    pub async fn exec_each<B: Binds>(&self, sql: &str, rows: impl IntoIterator<Item = B>) {
+        match self {
+            TestDb::Sqlite(db) => {
+                let mut tx = checked(sql, db.begin().await);
+                for row in rows {
+                    let done = sqlx::query_with(sql, sqlite_args(row.into_args()))
+                        .execute(&mut *tx)
+                        .await;
+                    checked(sql, done);
+                }
+                checked(sql, tx.commit().await);
+            }
+            TestDb::Postgres(db) => {
+                let numbered = numbered_placeholders(sql);
+                let mut tx = checked(sql, db.begin().await);
+                for row in rows {
+                    let done = sqlx::query_with(&numbered, postgres_args(row.into_args()))
+                        .execute(&mut *tx)
+                        .await;
+                    checked(sql, done);
+                }
+                checked(sql, tx.commit().await);
+            }
+        }
+    }
+
+    /// Every row a query selects with `args` bound to its `?`s.
+    pub async fn fetch_all<R: Row>(&self, sql: &str, args: impl Binds) -> Vec<R> {
+        let args = args.into_args();
+        match self {
+            TestDb::Sqlite(db) => {
+                sqlx::query_as_with(sql, sqlite_args(args))
+                    .fetch_all(db)
+                    .await
+            }
+            TestDb::Postgres(db) => {
+                sqlx::query_as_with(&numbered_placeholders(sql), postgres_args(args))
+                    .fetch_all(db)
+                    .await
+            }
+        }
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+
+    /// The row a query selects, if any.
+    pub async fn fetch_optional<R: Row>(&self, sql: &str, args: impl Binds) -> Option<R> {
+        let args = args.into_args();
+        match self {
+            TestDb::Sqlite(db) => {
+                sqlx::query_as_with(sql, sqlite_args(args))
+                    .fetch_optional(db)
+                    .await
+            }
+            TestDb::Postgres(db) => {
+                sqlx::query_as_with(&numbered_placeholders(sql), postgres_args(args))
+                    .fetch_optional(db)
+                    .await
+            }
+        }
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+
+    /// The one row a query selects.
+    pub async fn fetch_one<R: Row>(&self, sql: &str, args: impl Binds) -> R {
+        self.fetch_optional(sql, args)
+            .await
+            .unwrap_or_else(|| panic!("{sql}: no row"))
+    }
+
+    /// The first column of every row a query selects.
+    pub async fn select_all<T: Value>(&self, sql: &str, args: impl Binds) -> Vec<T> {
+        let args = args.into_args();
+        match self {
+            TestDb::Sqlite(db) => {
+                sqlx::query_scalar_with(sql, sqlite_args(args))
+                    .fetch_all(db)
+                    .await
+            }
+            TestDb::Postgres(db) => {
+                sqlx::query_scalar_with(&numbered_placeholders(sql), postgres_args(args))
+                    .fetch_all(db)
+                    .await
+            }
+        }
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+
+    /// The first column of the row a query selects, if any.
+    pub async fn select_optional<T: Value>(&self, sql: &str, args: impl Binds) -> Option<T> {
+        let args = args.into_args();
+        match self {
+            TestDb::Sqlite(db) => {
+                sqlx::query_scalar_with(sql, sqlite_args(args))
+                    .fetch_optional(db)
+                    .await
+            }
+            TestDb::Postgres(db) => {
+                sqlx::query_scalar_with(&numbered_placeholders(sql), postgres_args(args))
+                    .fetch_optional(db)
+                    .await
+            }
+        }
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+
+    /// The one value a query selects.
+    pub async fn select_binds<T: Value>(&self, sql: &str, args: impl Binds) -> T {
+        self.select_optional(sql, args)
+            .await
+            .unwrap_or_else(|| panic!("{sql}: no row"))
+    }
+
+    /// The name of the table of sessions (tower-sessions' own, outside the migrations).
+    pub fn sessions_table(&self) -> &'static str {
+        match self {
+            TestDb::Sqlite(_) => "tower_sessions",
+            TestDb::Postgres(_) => "tower_sessions.session",
+        }
     }
 }
 
@@ -115,7 +542,13 @@ impl TestApp {
         let _ = self.handle.await;
         let mut settings = self.settings.clone();
         settings.site_addr = "127.0.0.1:0".parse().unwrap();
-        start(settings, self.dir.clone()).await
+        start(settings, self.dir.clone(), self.database.clone()).await
+    }
+
+    /// Whether this app runs on PostgreSQL (for a test whose checks differ by backend).
+    #[allow(dead_code)]
+    pub fn is_postgres(&self) -> bool {
+        self.db.is_postgres()
     }
 
     /// Opens `/login` in `browser` and returns the page with its QR ticket.
@@ -217,38 +650,54 @@ impl TestApp {
         self.select(&format!("SELECT COUNT(*) FROM {table}")).await
     }
 
+    /// Counts the stored sessions.
+    pub async fn count_sessions(&self) -> i64 {
+        self.count(self.db.sessions_table()).await
+    }
+
     /// Runs a test-only SQL statement that takes no parameters.
     pub async fn exec(&self, sql: &str) {
-        sqlx::query(sql).execute(&self.db).await.unwrap();
+        self.db.exec_binds(sql, ()).await;
     }
 
     /// Runs a test-only SQL statement with `arg` bound to its one `?`.
-    pub async fn exec_with<'q, A>(&self, sql: &'q str, arg: A)
-    where
-        A: 'q + Send + sqlx::Encode<'q, Sqlite> + sqlx::Type<Sqlite>,
-    {
-        sqlx::query(sql).bind(arg).execute(&self.db).await.unwrap();
+    pub async fn exec_with(&self, sql: &str, arg: impl Into<Arg>) {
+        self.db.exec_binds(sql, (arg,)).await;
+    }
+
+    /// Runs a test-only SQL statement with `args` bound to its `?`s; returns the rows changed.
+    pub async fn exec_binds(&self, sql: &str, args: impl Binds) -> u64 {
+        self.db.exec_binds(sql, args).await
     }
 
     /// The one value a test-only SQL query that takes no parameters selects.
-    pub async fn select<T>(&self, sql: &str) -> T
-    where
-        T: Send + Unpin + sqlx::Type<Sqlite> + for<'r> sqlx::Decode<'r, Sqlite>,
-    {
-        sqlx::query_scalar(sql).fetch_one(&self.db).await.unwrap()
+    pub async fn select<T: Value>(&self, sql: &str) -> T {
+        self.db.select_binds(sql, ()).await
     }
 
     /// The one value a test-only SQL query selects with `arg` bound to its one `?`.
-    pub async fn select_with<'q, T, A>(&self, sql: &'q str, arg: A) -> T
-    where
-        T: Send + Unpin + sqlx::Type<Sqlite> + for<'r> sqlx::Decode<'r, Sqlite>,
-        A: 'q + Send + sqlx::Encode<'q, Sqlite> + sqlx::Type<Sqlite>,
-    {
-        sqlx::query_scalar(sql)
-            .bind(arg)
-            .fetch_one(&self.db)
-            .await
-            .unwrap()
+    pub async fn select_with<T: Value>(&self, sql: &str, arg: impl Into<Arg>) -> T {
+        self.db.select_binds(sql, (arg,)).await
+    }
+
+    /// The one value a test-only SQL query selects with `args` bound to its `?`s.
+    pub async fn select_binds<T: Value>(&self, sql: &str, args: impl Binds) -> T {
+        self.db.select_binds(sql, args).await
+    }
+
+    /// Every row a test-only SQL query selects with `args` bound to its `?`s.
+    pub async fn fetch_all<R: Row>(&self, sql: &str, args: impl Binds) -> Vec<R> {
+        self.db.fetch_all(sql, args).await
+    }
+
+    /// The one row a test-only SQL query selects with `args` bound to its `?`s.
+    pub async fn fetch_one<R: Row>(&self, sql: &str, args: impl Binds) -> R {
+        self.db.fetch_one(sql, args).await
+    }
+
+    /// The row a test-only SQL query selects with `args` bound to its `?`s, if any.
+    pub async fn fetch_optional<R: Row>(&self, sql: &str, args: impl Binds) -> Option<R> {
+        self.db.fetch_optional(sql, args).await
     }
 
     /// GETs `path` in `browser`.

@@ -224,7 +224,7 @@ async fn a_disabled_person_is_refused_on_the_page_and_in_wechat_and_logged_out()
     let session = app.browser();
     app.log_in_new_user(&session, "o_disabled", "13800000005")
         .await;
-    app.exec("UPDATE users SET disabled = 1 WHERE openid = 'o_disabled'")
+    app.exec("UPDATE users SET disabled = TRUE WHERE openid = 'o_disabled'")
         .await;
 
     // The open session ends at its next request.
@@ -256,9 +256,9 @@ async fn an_expired_qr_code_is_replaced_live() {
     let browser = app.browser();
     let (page, mut events) = app.watch_login(&browser).await;
 
-    app.exec_with(
-        "UPDATE login_scenes SET expires_at = strftime('%s','now') WHERE ticket = ?",
-        &page.ticket,
+    app.exec_binds(
+        "UPDATE login_scenes SET expires_at = ? WHERE ticket = ?",
+        (wxlogin::util::now(), &page.ticket),
     )
     .await;
     app.state.live.wake(&owner_of(&app, &page.ticket).await);

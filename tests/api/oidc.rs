@@ -464,7 +464,7 @@ async fn a_disabled_person_gets_no_token_and_their_tokens_stop_working() {
     // A new code, then the admin disables the person before it is exchanged.
     let redirect = goes_to(&app, &browser, &site.authorize("")).await;
     let (code, _) = code_of(&redirect);
-    app.exec("UPDATE users SET disabled = 1 WHERE phone = '+8613800138022'")
+    app.exec("UPDATE users SET disabled = TRUE WHERE phone = '+8613800138022'")
         .await;
     assert_eq!(info(access).await, 401, "the access token stops working");
     let (status, body) = site.exchange(&app, &code).await;

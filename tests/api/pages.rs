@@ -44,7 +44,7 @@ async fn every_page_is_a_whole_document_with_its_title_and_no_inline_script() {
     let admin = app.browser();
     app.log_in_new_user(&admin, "o_pages_admin", "13800000999")
         .await;
-    app.exec("UPDATE users SET is_admin = 1 WHERE phone = '+8613800000999'")
+    app.exec("UPDATE users SET is_admin = TRUE WHERE phone = '+8613800000999'")
         .await;
     let admin_id: i64 = app
         .select("SELECT id FROM users WHERE phone = '+8613800000999'")

@@ -168,11 +168,9 @@ async fn a_new_person_authorized_in_wechat_binds_a_phone_and_is_asked_to_follow(
 
     let openid: String = app.select("SELECT openid FROM users").await;
     assert_eq!(openid, "o_phone_new");
-    let methods: Vec<(String, String)> =
-        sqlx::query_as("SELECT outcome, method FROM login_events ORDER BY id")
-            .fetch_all(&app.db)
-            .await
-            .unwrap();
+    let methods: Vec<(String, String)> = app
+        .fetch_all("SELECT outcome, method FROM login_events ORDER BY id", ())
+        .await;
     assert_eq!(
         methods,
         [
@@ -206,7 +204,7 @@ async fn the_follow_card_can_be_turned_off() {
     let app = spawn_app_with(|s| s.phones.follow_qr_url = None).await;
     let browser = browser_as(WECHAT_UA);
     bound_user(&app, "o_card_off", "13800000103").await;
-    app.exec("UPDATE followers SET following = 0").await;
+    app.exec("UPDATE followers SET following = FALSE").await;
     assert_eq!(
         location(&log_in_in_wechat(&app, &browser, "o_card_off").await),
         "/login/complete"
@@ -223,7 +221,7 @@ async fn the_follow_card_can_be_turned_off() {
 async fn a_disabled_person_authorized_in_wechat_is_refused() {
     let app = spawn_app().await;
     bound_user(&app, "o_phone_off", "13800000104").await;
-    app.exec("UPDATE users SET disabled = 1").await;
+    app.exec("UPDATE users SET disabled = TRUE").await;
     let browser = browser_as(WECHAT_UA);
 
     let back = log_in_in_wechat(&app, &browser, "o_phone_off").await;
@@ -602,11 +600,12 @@ async fn a_bound_phone_logs_in_with_an_sms_code() {
     assert_eq!(location(&verified), "/login/complete");
     assert_eq!(app.complete_login(&browser).await, "/");
     assert!(app.page_text(&browser, "/").await.contains("138****0201"));
-    let (outcome, method): (String, String) =
-        sqlx::query_as("SELECT outcome, method FROM login_events ORDER BY id DESC LIMIT 1")
-            .fetch_one(&app.db)
-            .await
-            .unwrap();
+    let (outcome, method): (String, String) = app
+        .fetch_one(
+            "SELECT outcome, method FROM login_events ORDER BY id DESC LIMIT 1",
+            (),
+        )
+        .await;
     assert_eq!((outcome.as_str(), method.as_str()), ("logged_in", "sms"));
     // The code is spent.
     let again = sms_verify(&app, &browser, &csrf, &code).await;
@@ -727,7 +726,7 @@ async fn a_disabled_person_gets_a_code_but_is_refused() {
     let app = spawn_app().await;
     bound_user(&app, "o_sms_off", "13800000205").await;
     let binding_code = app.sms_code("13800000205").await;
-    app.exec("UPDATE users SET disabled = 1").await;
+    app.exec("UPDATE users SET disabled = TRUE").await;
     let browser = browser_as(SAFARI_UA);
     let csrf = sms_csrf(&app, &browser).await;
     assert_eq!(
@@ -877,7 +876,7 @@ async fn administrators_see_how_each_login_happened() {
     let admin = app.browser();
     app.log_in_new_user(&admin, "o_admin_methods", "13800000301")
         .await;
-    app.exec("UPDATE users SET is_admin = 1").await;
+    app.exec("UPDATE users SET is_admin = TRUE").await;
     bound_user(&app, "o_methods", "13800000302").await;
     let in_wechat = browser_as(WECHAT_UA);
     log_in_in_wechat(&app, &in_wechat, "o_methods").await;

@@ -95,7 +95,7 @@ async fn fifty_parallel_first_visits_from_one_address_make_exactly_the_cap_of_co
         assert!(!refused.head.contains("set-cookie"), "{}", refused.head);
         assert!(refused.head.contains("retry-after"));
     }
-    assert_eq!(app.count("tower_sessions").await, 5);
+    assert_eq!(app.count_sessions().await, 5);
 }
 
 #[tokio::test]
@@ -118,7 +118,7 @@ async fn a_code_wechat_failed_to_make_gives_its_slot_back() {
     assert!(page.html.contains("<svg"));
     let capped = app.get(&app.browser(), "/login").await;
     assert_eq!(capped.status(), 429);
-    assert_eq!(app.count("tower_sessions").await, 2);
+    assert_eq!(app.count_sessions().await, 2);
 }
 
 #[tokio::test]
