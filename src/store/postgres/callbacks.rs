@@ -7,9 +7,9 @@ use crate::store::*;
 
 #[async_trait::async_trait]
 impl Callbacks for Postgres {
-    async fn record_url_check(&self, request: [String {
+    async fn record_url_check(&self, request: [String; 3], now: i64) -> StoreResult<()> {
         todo!("postgres")
-    } 3], now: i64) -> StoreResult<()>;
+    }
     async fn record(&self, delivery: Delivery, decide: ScanRule) -> StoreResult<Recorded> {
         todo!("postgres")
     }

@@ -23,11 +23,11 @@ impl Oidc for Postgres {
     async fn set_client_secret(
         &self,
         id: &str,
-        hash: [u8 {
-        todo!("postgres")
-    } 32],
+        hash: [u8; 32],
         actor: Option<i64>,
-    ) -> StoreResult<bool>;
+    ) -> StoreResult<bool> {
+        todo!("postgres")
+    }
     async fn edit_client(&self, edit: &ClientEdit, actor: Option<i64>) -> StoreResult<bool> {
         todo!("postgres")
     }
@@ -49,24 +49,24 @@ impl Oidc for Postgres {
     }
     async fn exchange_code(
         &self,
-        hash: [u8 {
-        todo!("postgres")
-    } 32],
+        hash: [u8; 32],
         now: i64,
         issue: Issue<OidcCode>,
-    ) -> StoreResult<Exchanged<OidcCode>>;
-    async fn access_token(&self, hash: [u8 {
+    ) -> StoreResult<Exchanged<OidcCode>> {
         todo!("postgres")
-    } 32], now: i64) -> StoreResult<Option<OidcToken>>;
+    }
+    async fn access_token(&self, hash: [u8; 32], now: i64) -> StoreResult<Option<OidcToken>> {
+        todo!("postgres")
+    }
     async fn exchange_refresh(
         &self,
-        hash: [u8 {
-        todo!("postgres")
-    } 32],
+        hash: [u8; 32],
         now: i64,
         issue: Issue<OidcToken>,
-    ) -> StoreResult<Exchanged<OidcToken>>;
-    async fn revoke_token(&self, hash: [u8 {
+    ) -> StoreResult<Exchanged<OidcToken>> {
         todo!("postgres")
-    } 32], client_id: &str, now: i64) -> StoreResult<()>;
+    }
+    async fn revoke_token(&self, hash: [u8; 32], client_id: &str, now: i64) -> StoreResult<()> {
+        todo!("postgres")
+    }
 }
