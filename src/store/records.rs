@@ -178,6 +178,8 @@ pub enum PhoneLoggedIn {
 /// so a request abandoned halfway (the visitor hung up while WeChat was slow) frees it too.
 pub struct QrSlot {
     key: String,
+    /// The row that holds the slot, where a backend keeps one (PostgreSQL's `qr_reservations`).
+    reservation: Option<i64>,
     release: Option<Box<dyn FnOnce() + Send + Sync>>,
 }
 
@@ -186,6 +188,21 @@ impl QrSlot {
     pub fn new(key: String, release: impl FnOnce() + Send + Sync + 'static) -> QrSlot {
         QrSlot {
             key,
+            reservation: None,
+            release: Some(Box::new(release)),
+        }
+    }
+
+    /// A slot held by the stored row `reservation`, which `release` deletes when the slot is
+    /// dropped unspent.
+    pub fn reserved(
+        key: String,
+        reservation: i64,
+        release: impl FnOnce() + Send + Sync + 'static,
+    ) -> QrSlot {
+        QrSlot {
+            key,
+            reservation: Some(reservation),
             release: Some(Box::new(release)),
         }
     }
@@ -193,6 +210,17 @@ impl QrSlot {
     /// What the client is counted by.
     pub fn key(&self) -> &str {
         &self.key
+    }
+
+    /// The row that holds the slot, if the backend keeps one.
+    pub fn reservation(&self) -> Option<i64> {
+        self.reservation
+    }
+
+    /// Spends the slot without running its release: for a backend whose release is already
+    /// done by the store that spent it (the reservation deleted with the scene's insert).
+    pub fn spent(mut self) {
+        self.release = None;
     }
 }
 

@@ -269,7 +269,7 @@ impl crate::wechat::client::TokenStore for Postgres {
                 .bind(appid)
                 .execute(&mut *tx)
                 .await?;
-            sqlx::Result::Ok(tx)
+            Ok::<_, sqlx::Error>(tx)
         };
         match tokio::time::timeout(Duration::from_secs(10), locked).await {
             // The lock lives as long as its transaction: dropping the guard rolls it back.
