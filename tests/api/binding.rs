@@ -303,9 +303,17 @@ async fn past_code(app: &TestApp, phone: &str, ip: &str, ago: i64) {
 }
 
 /// "HH:MM" in Beijing of `t`, rounded up to the minute, as the page shows it.
+/// How the page words the time `t` (rounded up to the minute) in China: "明天 HH:MM" when
+/// that is past midnight there.
 fn china_clock(t: i64) -> String {
     let t = (t + 59) / 60 * 60 + 8 * 3600;
-    format!("{:02}:{:02}", t / 3600 % 24, t / 60 % 60)
+    let clock = format!("{:02}:{:02}", t / 3600 % 24, t / 60 % 60);
+    let today = (wxlogin::util::now() + 8 * 3600) / 86_400;
+    if t / 86_400 > today {
+        format!("明天 {clock}")
+    } else {
+        clock
+    }
 }
 
 #[tokio::test]
