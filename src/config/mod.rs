@@ -379,7 +379,10 @@ impl Settings {
             // Checked here so a typo fails at start with the setting's name; the password,
             // if any, is never echoed back.
             let parsed = url::Url::parse(&database_url).map_err(|e| {
-                ConfigError::new("WXLOGIN_DATABASE_URL", format!("not a valid PostgreSQL URL: {e}"))
+                ConfigError::new(
+                    "WXLOGIN_DATABASE_URL",
+                    format!("not a valid PostgreSQL URL: {e}"),
+                )
             })?;
             if parsed.host_str().is_none_or(str::is_empty) {
                 return Err(ConfigError::new(

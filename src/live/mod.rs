@@ -42,7 +42,10 @@ impl Live {
     pub fn heard(&self, remote: Remote) {
         match remote {
             Remote::Changed { owner, login: true } => self.announce(&owner),
-            Remote::Changed { owner, login: false } => self.wake(&owner),
+            Remote::Changed {
+                owner,
+                login: false,
+            } => self.wake(&owner),
             Remote::Resync => {
                 self.browsers.notify_all();
                 self.logins.publish();
@@ -112,7 +115,7 @@ mod tests {
     async fn what_another_instance_committed_wakes_the_same_streams_and_a_resync_wakes_all() {
         let live = Live::default();
         let mut a = live.watch_browser("a");
-        let mut b = live.watch_browser("b");
+        let b = live.watch_browser("b");
         let mut logins = live.watch_logins();
 
         live.heard(Remote::Changed {

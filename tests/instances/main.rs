@@ -23,7 +23,10 @@ const TOKEN: &str = "instancetest";
 /// A database of its own on the test server, and a pool on it for the checks.
 struct Database {
     url: String,
+    name: String,
     pool: PgPool,
+    /// On the server's own database, for what can't be done from inside this one.
+    server: PgPool,
 }
 
 /// A fresh database, or `None` (after saying so) when there is no test server.
@@ -46,7 +49,12 @@ async fn database(test: &str) -> Option<Database> {
         .max_connections(2)
         .connect_lazy(&url)
         .unwrap();
-    Some(Database { url, pool })
+    Some(Database {
+        url,
+        name,
+        pool,
+        server: admin,
+    })
 }
 
 impl Database {
@@ -300,9 +308,14 @@ async fn a_browser_whose_instance_is_killed_mid_login_reconnects_to_the_other_an
     );
     // The browser's EventSource reconnects; the load balancer sends it to B.
     let mut on_b = Events::connect(&b, &browser).await;
-    on_b.next(WAIT).await.expect("B reads the state from the database");
+    on_b.next(WAIT)
+        .await
+        .expect("B reads the state from the database");
     b.scan(&ticket, "o_killed").await;
-    let redirect = on_b.until("redirect", WAIT).await.expect("B's stream hears");
+    let redirect = on_b
+        .until("redirect", WAIT)
+        .await
+        .expect("B's stream hears");
     assert!(redirect.contains("/bind"), "{redirect}");
 
     let phone = "13900000501";
@@ -378,7 +391,10 @@ async fn a_hundred_guesses_spread_over_two_instances_get_no_more_comparisons_tha
         5,
         "every try counted once, before its comparison, whichever instance took it"
     );
-    assert_eq!(db.count("SELECT COUNT(*) FROM users").await, accepted as i64);
+    assert_eq!(
+        db.count("SELECT COUNT(*) FROM users").await,
+        accepted as i64
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -391,7 +407,11 @@ async fn sixty_first_visits_spread_over_two_instances_make_exactly_the_cap_of_co
     let b = Instance::start(&db, &settings).await;
 
     let visits = (0..60).map(|i| {
-        let url = if i % 2 == 0 { a.url("/login") } else { b.url("/login") };
+        let url = if i % 2 == 0 {
+            a.url("/login")
+        } else {
+            b.url("/login")
+        };
         async move { browser().get(url).send().await.unwrap().status().as_u16() }
     });
     let statuses = join_all(visits).await;
@@ -468,7 +488,10 @@ async fn one_delivery_sent_to_both_instances_at_once_takes_effect_once() {
         1,
         "one scan recorded"
     );
-    assert_eq!(db.count("SELECT COUNT(*) FROM callback_deliveries").await, 1);
+    assert_eq!(
+        db.count("SELECT COUNT(*) FROM callback_deliveries").await,
+        1
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -479,7 +502,11 @@ async fn instances_starting_together_migrate_once_and_fetch_one_access_token_in_
     let (a, b) = tokio::join!(Instance::start(&db, &[]), Instance::start(&db, &[]));
 
     let visits = (0..20).map(|i| {
-        let url = if i % 2 == 0 { a.url("/login") } else { b.url("/login") };
+        let url = if i % 2 == 0 {
+            a.url("/login")
+        } else {
+            b.url("/login")
+        };
         async move { browser().get(url).send().await.unwrap().status().as_u16() }
     });
     let statuses = join_all(visits).await;
@@ -491,4 +518,115 @@ async fn instances_starting_together_migrate_once_and_fetch_one_access_token_in_
         "one token fetched from WeChat for both instances"
     );
     assert_eq!(db.count("SELECT COUNT(*) FROM login_scenes").await, 20);
+}
+
+/// Runs `wxlogin backup FILE` on `db` with `PATH` set to `path`.
+async fn backup(db: &Database, file: &std::path::Path, path: &str) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_wxlogin"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_clear()
+        .env("PATH", path)
+        .env("WXLOGIN_DATABASE_URL", &db.url)
+        .arg("backup")
+        .arg(file)
+        .output()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_backup_command_runs_pg_dump_or_says_to() {
+    let Some(db) = database("backup").await else {
+        return;
+    };
+    let a = Instance::start(&db, &[]).await;
+    a.open_login(&browser()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("wxlogin.dump");
+
+    let without = backup(&db, &file, "/nonexistent").await;
+    assert_eq!(without.status.code(), Some(1));
+    let said = String::from_utf8_lossy(&without.stderr);
+    assert!(said.contains("pg_dump"), "{said}");
+    assert!(!file.exists());
+
+    let path = std::env::var("PATH").unwrap_or_default();
+    let with = backup(&db, &file, &path).await;
+    assert!(
+        with.status.success(),
+        "{}",
+        String::from_utf8_lossy(&with.stderr)
+    );
+    assert!(String::from_utf8_lossy(&with.stdout).contains("wrote"));
+    // A dump pg_restore can read, holding the tables.
+    let listed = std::process::Command::new("pg_restore")
+        .arg("--list")
+        .arg(&file)
+        .output()
+        .unwrap();
+    let listing = String::from_utf8_lossy(&listed.stdout);
+    assert!(listing.contains("login_scenes"), "{listing}");
+
+    let again = backup(&db, &file, &path).await;
+    assert_eq!(again.status.code(), Some(1), "never overwrites");
+}
+
+#[tokio::test]
+async fn a_browser_hears_of_a_scan_made_while_its_instance_was_not_listening() {
+    let Some(db) = database("listener reconnect").await else {
+        return;
+    };
+    let a = Instance::start(&db, &[]).await;
+    let b = Instance::start(&db, &[]).await;
+    let browser = browser();
+    let ticket = a.open_login(&browser).await;
+    let mut events = Events::connect(&a, &browser).await;
+    events.next(WAIT).await.expect("the state on connecting");
+    // Pooled connections, opened now, for the requests made while no new one can be (the
+    // listeners have connections of their own).
+    join_all((0..24).map(|i| {
+        let url = if i % 2 == 0 {
+            a.url("/login")
+        } else {
+            b.url("/login")
+        };
+        async move { reqwest::get(url).await.unwrap() }
+    }))
+    .await;
+
+    // The listeners lose their connections and cannot get new ones (pooled connections go on
+    // working), so the notice of the scan below reaches no one.
+    sqlx::query(&format!(
+        "ALTER DATABASE {} WITH ALLOW_CONNECTIONS false",
+        db.name
+    ))
+    .execute(&db.server)
+    .await
+    .unwrap();
+    let cut: Vec<bool> = sqlx::query_scalar(
+        // Waiting (up to 5 s) until each is gone, so none hears the notice below.
+        "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity \
+         WHERE datname = $1 AND query ILIKE 'LISTEN%'",
+    )
+    .bind(&db.name)
+    .fetch_all(&db.server)
+    .await
+    .unwrap();
+    assert_eq!(cut.len(), 2, "one listener per instance");
+    b.scan(&ticket, "o_unheard").await;
+    let early = events.next(Duration::from_secs(2)).await;
+    assert!(early.is_none(), "nothing can tell A yet: {early:?}");
+
+    sqlx::query(&format!(
+        "ALTER DATABASE {} WITH ALLOW_CONNECTIONS true",
+        db.name
+    ))
+    .execute(&db.server)
+    .await
+    .unwrap();
+    let redirect = events
+        .until("redirect", WAIT)
+        .await
+        .expect("once listening again, A's browsers read their state again");
+    assert!(redirect.contains("/bind"), "{redirect}");
 }

@@ -56,7 +56,7 @@ pub async fn open(url: &str) -> anyhow::Result<Store> {
     let db = PgPoolOptions::new()
         .max_connections(16)
         .acquire_timeout(Duration::from_secs(10))
-        .connect_with(options)
+        .connect_with(options.clone())
         .await
         .context("cannot connect to PostgreSQL (WXLOGIN_DATABASE_URL)")?;
     let sessions = tower_sessions_sqlx_store::PostgresStore::new(db.clone());
@@ -71,7 +71,7 @@ pub async fn open(url: &str) -> anyhow::Result<Store> {
     rand::rngs::OsRng.fill_bytes(&mut name);
     let instance: Arc<str> = format!("{}-{}", std::process::id(), hex::encode(name)).into();
     let (remote, _) = tokio::sync::broadcast::channel(1024);
-    let listening = listen(db.clone(), instance.clone(), remote.clone())
+    let listening = listen(options, instance.clone(), remote.clone())
         .await
         .context("cannot LISTEN on PostgreSQL")?;
     tokio::spawn(listening);
@@ -165,19 +165,40 @@ fn heard(payload: &str, instance: &str) -> Option<Remote> {
     })
 }
 
-/// Starts listening (the returned future goes on forever): every notification of another
-/// instance goes to `remote`. When the connection is lost the listener reconnects, and then
-/// sends [`Remote::Resync`]: what was committed meanwhile was not heard, so every waiting
+/// Starts listening (the returned future goes on forever) on a connection of its own, outside
+/// the pool: every notification of another instance goes to `remote`. When the connection is
+/// lost the listener connects again, retrying each second while the database is away, and
+/// then sends [`Remote::Resync`]: what was committed meanwhile was not heard, so every waiting
 /// browser must read its state again.
 pub async fn listen(
-    db: PgPool,
+    options: PgConnectOptions,
     instance: Arc<str>,
     remote: tokio::sync::broadcast::Sender<Remote>,
 ) -> anyhow::Result<impl std::future::Future<Output = ()> + Send + 'static> {
-    let mut listener = PgListener::connect_with(&db).await?;
+    // sqlx reconnects a listener through its pool: a pool of one, never idle, is its connection.
+    let own = PgPoolOptions::new()
+        .max_connections(1)
+        .max_lifetime(None)
+        .idle_timeout(None)
+        .connect_with(options)
+        .await?;
+    let mut listener = PgListener::connect_with(&own).await?;
     listener.listen(CHANNEL).await?;
     Ok(async move {
+        let mut lost = false;
         loop {
+            if lost {
+                // LISTEN again (on a new connection if need be); only once that has worked can
+                // a re-read miss nothing.
+                if let Err(e) = listener.listen(CHANNEL).await {
+                    tracing::warn!(error = %e, "PostgreSQL listener: cannot reconnect yet");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+                lost = false;
+                tracing::info!("PostgreSQL listener reconnected; waiting browsers read again");
+                let _ = remote.send(Remote::Resync);
+            }
             match listener.try_recv().await {
                 Ok(Some(notification)) => {
                     if let Some(heard) = heard(notification.payload(), &instance) {
@@ -187,17 +208,11 @@ pub async fn listen(
                 }
                 Ok(None) => {
                     tracing::warn!("lost the PostgreSQL listener's connection; reconnecting");
-                    // LISTEN again on a new connection (sqlx reconnects on use), retrying
-                    // until the database is back; only then can a re-read miss nothing.
-                    while let Err(e) = listener.listen(CHANNEL).await {
-                        tracing::warn!(error = %e, "PostgreSQL listener: cannot reconnect yet");
-                        tokio::time::sleep(Duration::from_secs(1)).await;
-                    }
-                    tracing::info!("PostgreSQL listener reconnected; waiting browsers re-read");
-                    let _ = remote.send(Remote::Resync);
+                    lost = true;
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, "PostgreSQL listener failed");
+                    tracing::warn!(error = %e, "PostgreSQL listener failed; reconnecting");
+                    lost = true;
                     tokio::time::sleep(Duration::from_secs(1)).await;
                 }
             }
@@ -403,11 +418,15 @@ mod tests {
     fn a_notification_names_its_browser_and_an_instance_skips_its_own() {
         assert!(heard("me login abc", "me").is_none());
         match heard("them login a b", "me") {
-            Some(Remote::Changed { owner, login }) => assert_eq!((owner.as_str(), login), ("a b", true)),
+            Some(Remote::Changed { owner, login }) => {
+                assert_eq!((owner.as_str(), login), ("a b", true))
+            }
             _ => panic!("not heard"),
         }
         match heard("them scene x", "me") {
-            Some(Remote::Changed { owner, login }) => assert_eq!((owner.as_str(), login), ("x", false)),
+            Some(Remote::Changed { owner, login }) => {
+                assert_eq!((owner.as_str(), login), ("x", false))
+            }
             _ => panic!("not heard"),
         }
         assert!(heard("them what x", "me").is_none());
