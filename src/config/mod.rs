@@ -6,7 +6,10 @@
 //! Over 400 lines because every setting's check and message lives here, by design (one section
 //! parser each; SMS ones in `sms.rs`), so an operator's error is found in one place.
 
-use std::net::{IpAddr, SocketAddr};
+use std::{
+    fmt,
+    net::{IpAddr, SocketAddr},
+};
 
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
@@ -68,13 +71,50 @@ pub enum SmsProvider {
     Tencent,
 }
 
+/// A database URL. It reads as the URL (`&*url`), but its `Debug` hides a PostgreSQL
+/// password, so printing the settings can't leak it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DatabaseUrl(String);
+
+impl std::ops::Deref for DatabaseUrl {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl AsRef<std::ffi::OsStr> for DatabaseUrl {
+    fn as_ref(&self) -> &std::ffi::OsStr {
+        self.0.as_ref()
+    }
+}
+
+impl PartialEq<&str> for DatabaseUrl {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
+    }
+}
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match url::Url::parse(&self.0) {
+            Ok(mut url) if url.password().is_some() => {
+                let _ = url.set_password(Some("[REDACTED]"));
+                write!(f, "{:?}", url.as_str())
+            }
+            _ => write!(f, "{:?}", self.0),
+        }
+    }
+}
+
 /// All settings of a running wxlogin.
 #[derive(Debug, Clone)]
 pub struct Settings {
     /// Listen address (`LEPTOS_SITE_ADDR`); port 0 picks a free port (tests).
     pub site_addr: SocketAddr,
-    /// SQLite URL (`WXLOGIN_DATABASE_URL`).
-    pub database_url: String,
+    /// SQLite or PostgreSQL URL (`WXLOGIN_DATABASE_URL`); its password never shows in `Debug`.
+    pub database_url: DatabaseUrl,
     /// Sandbox or real WeChat (`WXLOGIN_MODE`).
     pub mode: Mode,
     /// Public base URL (`WXLOGIN_PUBLIC_URL`); `None` means `http://<listen address>`.
@@ -447,7 +487,7 @@ impl Settings {
         let brand = brand_section(&env)?;
         Ok(Settings {
             site_addr,
-            database_url,
+            database_url: DatabaseUrl(database_url),
             mode,
             public_url,
             wechat,
@@ -467,7 +507,7 @@ impl Settings {
         let mut settings =
             Self::from_sources(DEFAULT_FILE, &|_| None).expect("built-in defaults are valid");
         settings.site_addr = "127.0.0.1:0".parse().expect("static address");
-        settings.database_url = database_url.into();
+        settings.database_url = DatabaseUrl(database_url.into());
         settings
     }
 
@@ -984,6 +1024,25 @@ mod tests {
         assert_eq!(s.database_url, "sqlite://data/wxlogin.db");
         assert_eq!(s.qr_expire_seconds, 300);
         assert_eq!(s.wechat.token_endpoint, TokenEndpoint::Stable);
+    }
+
+    #[test]
+    fn a_postgres_url_is_taken_and_its_password_never_shown() {
+        let s = load(&[(
+            "WXLOGIN_DATABASE_URL",
+            "postgres://wxlogin:s3cret@db.internal:5432/wxlogin?sslmode=require",
+        )])
+        .unwrap();
+        assert!(crate::store::is_postgres(&s.database_url));
+        let shown = format!("{s:?}");
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert!(shown.contains("db.internal"), "{shown}");
+        for bad in ["postgres://", "postgres:///nohost", "mysql://x/y"] {
+            let e = load(&[("WXLOGIN_DATABASE_URL", bad)])
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("WXLOGIN_DATABASE_URL"), "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -34,13 +34,6 @@ const RECORD_EVENT_SQL: &str = "INSERT INTO login_events \
     (user_id, openid, outcome, client_ip, user_agent, at, method) \
     VALUES ($1, $2, $3, $4, $5, $6, $7)";
 
-/// Inserts a scene. Parameters: scene, owner, ticket, QR URL, state, openid, user id, lang,
-/// client IP, client key, user agent, created, expires, updated, method.
-const INSERT_SCENE_SQL: &str = "INSERT INTO login_scenes (scene, owner, ticket, qr_url, \
-    state, openid, user_id, lang, client_ip, client_key, user_agent, created_at, expires_at, \
-    updated_at, method) \
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)";
-
 /// How often `link` reads the phone's user again after another browser changed it between
 /// the read and the write (each time it saw a newly committed state, so twice is plenty).
 const LINK_ROUNDS: usize = 3;
@@ -307,7 +300,7 @@ impl Binding for Postgres {
             }
             None => return Ok(PhoneLoggedIn::Refused),
         };
-        sqlx::query(INSERT_SCENE_SQL)
+        sqlx::query(super::scenes::INSERT_SQL)
             .bind(&scene.scene)
             .bind(&scene.owner)
             .bind(&scene.ticket)
