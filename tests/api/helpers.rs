@@ -417,22 +417,9 @@ impl TestDb {
         .unwrap_or_else(|e| panic!("{sql}: {e}"))
     }
 
-    /// The row a query selects, if any.
+    /// The row a query selects, if any (the first, if several: test queries select one).
     pub async fn fetch_optional<R: Row>(&self, sql: &str, args: impl Binds) -> Option<R> {
-        let args = args.into_args();
-        match self {
-            TestDb::Sqlite(db) => {
-                sqlx::query_as_with(sql, sqlite_args(args))
-                    .fetch_optional(db)
-                    .await
-            }
-            TestDb::Postgres(db) => {
-                sqlx::query_as_with(&numbered_placeholders(sql), postgres_args(args))
-                    .fetch_optional(db)
-                    .await
-            }
-        }
-        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        self.fetch_all(sql, args).await.into_iter().next()
     }
 
     /// The one row a query selects.
@@ -460,22 +447,9 @@ impl TestDb {
         .unwrap_or_else(|e| panic!("{sql}: {e}"))
     }
 
-    /// The first column of the row a query selects, if any.
+    /// The first column of the row a query selects, if any (the first, if several).
     pub async fn select_optional<T: Value>(&self, sql: &str, args: impl Binds) -> Option<T> {
-        let args = args.into_args();
-        match self {
-            TestDb::Sqlite(db) => {
-                sqlx::query_scalar_with(sql, sqlite_args(args))
-                    .fetch_optional(db)
-                    .await
-            }
-            TestDb::Postgres(db) => {
-                sqlx::query_scalar_with(&numbered_placeholders(sql), postgres_args(args))
-                    .fetch_optional(db)
-                    .await
-            }
-        }
-        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        self.select_all(sql, args).await.into_iter().next()
     }
 
     /// The one value a query selects.

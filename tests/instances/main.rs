@@ -133,6 +133,16 @@ impl Instance {
         between(&html, "/sandbox/scan/", "\"").expect("a sandbox link")
     }
 
+    /// A new browser waiting on this instance's `/login`, its stream past the first event:
+    /// the browser, its QR code's ticket and its stream.
+    async fn waiting_browser(&self) -> (reqwest::Client, String, Events) {
+        let browser = browser();
+        let ticket = self.open_login(&browser).await;
+        let mut events = Events::connect(self, &browser).await;
+        events.next(WAIT).await.expect("the state on connecting");
+        (browser, ticket, events)
+    }
+
     /// The sandbox phone scans `ticket` as `openid`; the callback goes to this instance.
     async fn scan(&self, ticket: &str, openid: &str) {
         let scanned = reqwest::Client::new()
@@ -275,10 +285,7 @@ async fn a_scan_that_reaches_one_instance_wakes_the_browser_waiting_on_the_other
     };
     let a = Instance::start(&db, &[]).await;
     let b = Instance::start(&db, &[]).await;
-    let browser = browser();
-    let ticket = a.open_login(&browser).await;
-    let mut events = Events::connect(&a, &browser).await;
-    events.next(WAIT).await.expect("the state on connecting");
+    let (browser, ticket, mut events) = a.waiting_browser().await;
 
     b.scan(&ticket, "o_cross").await;
 
@@ -296,10 +303,7 @@ async fn a_browser_whose_instance_is_killed_mid_login_reconnects_to_the_other_an
     };
     let mut a = Instance::start(&db, &[]).await;
     let b = Instance::start(&db, &[]).await;
-    let browser = browser();
-    let ticket = a.open_login(&browser).await;
-    let mut on_a = Events::connect(&a, &browser).await;
-    on_a.next(WAIT).await.expect("the state on connecting");
+    let (browser, ticket, mut on_a) = a.waiting_browser().await;
 
     a.kill().await;
     assert!(
@@ -578,10 +582,7 @@ async fn a_browser_hears_of_a_scan_made_while_its_instance_was_not_listening() {
     };
     let a = Instance::start(&db, &[]).await;
     let b = Instance::start(&db, &[]).await;
-    let browser = browser();
-    let ticket = a.open_login(&browser).await;
-    let mut events = Events::connect(&a, &browser).await;
-    events.next(WAIT).await.expect("the state on connecting");
+    let (browser, ticket, mut events) = a.waiting_browser().await;
     // Pooled connections, opened now, for the requests made while no new one can be (the
     // listeners have connections of their own).
     join_all((0..24).map(|i| {
