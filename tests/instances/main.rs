@@ -285,7 +285,7 @@ async fn a_scan_that_reaches_one_instance_wakes_the_browser_waiting_on_the_other
     };
     let a = Instance::start(&db, &[]).await;
     let b = Instance::start(&db, &[]).await;
-    let (browser, ticket, mut events) = a.waiting_browser().await;
+    let (_browser, ticket, mut events) = a.waiting_browser().await;
 
     b.scan(&ticket, "o_cross").await;
 
@@ -582,7 +582,7 @@ async fn a_browser_hears_of_a_scan_made_while_its_instance_was_not_listening() {
     };
     let a = Instance::start(&db, &[]).await;
     let b = Instance::start(&db, &[]).await;
-    let (browser, ticket, mut events) = a.waiting_browser().await;
+    let (_browser, ticket, mut events) = a.waiting_browser().await;
     // Pooled connections, opened now, for the requests made while no new one can be (the
     // listeners have connections of their own).
     join_all((0..24).map(|i| {
