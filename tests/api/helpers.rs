@@ -431,20 +431,8 @@ impl TestDb {
 
     /// The first column of every row a query selects.
     pub async fn select_all<T: Value>(&self, sql: &str, args: impl Binds) -> Vec<T> {
-        let args = args.into_args();
-        match self {
-            TestDb::Sqlite(db) => {
-                sqlx::query_scalar_with(sql, sqlite_args(args))
-                    .fetch_all(db)
-                    .await
-            }
-            TestDb::Postgres(db) => {
-                sqlx::query_scalar_with(&numbered_placeholders(sql), postgres_args(args))
-                    .fetch_all(db)
-                    .await
-            }
-        }
-        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        let rows: Vec<(T,)> = self.fetch_all(sql, args).await;
+        rows.into_iter().map(|(value,)| value).collect()
     }
 
     /// The first column of the row a query selects, if any (the first, if several).
