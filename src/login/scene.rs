@@ -177,7 +177,7 @@ async fn make_code(
             Metrics::inc(&state.metrics.wechat_errors);
             tracing::warn!(errcode = ?e.errcode(), error = %e, "could not create a login QR code");
             // No code was made: the slot goes back, so WeChat's bad minute costs nobody quota.
-            drop(slot);
+            state.store.scenes.give_back(slot).await;
             return Err(AppError::Unavailable(e.into()));
         }
     };

@@ -159,6 +159,11 @@ pub trait Scenes: Send + Sync {
     ) -> StoreResult<Result<QrSlot, i64>>;
     /// Stores a new scene, made with `slot` (a slot not spent is given back when dropped).
     async fn insert(&self, scene: &Scene, slot: QrSlot) -> StoreResult<()>;
+    /// Gives `slot` back now, its code not made: counted no more once this returns (dropping
+    /// it gives it back too, but perhaps a moment later).
+    async fn give_back(&self, slot: QrSlot) {
+        drop(slot);
+    }
     /// Redeems the browser's authorized scene, once: the user to log in, their session epoch,
     /// and how they logged in. A scene is redeemable for `grace` seconds after its scan.
     async fn consume(&self, owner: &str, grace: i64, now: i64) -> StoreResult<Option<Redeemed>>;

@@ -148,6 +148,22 @@ impl Scenes for Postgres {
         )))
     }
 
+    async fn give_back(&self, slot: QrSlot) {
+        // Deleted before the answer goes out, so the visitor's next try is counted without
+        // it; if the delete fails, the drop's own delete (or the reservation's end) is left.
+        let Some(reservation) = slot.reservation() else {
+            return;
+        };
+        let deleted = sqlx::query("DELETE FROM qr_reservations WHERE id = $1")
+            .bind(reservation)
+            .execute(&self.db)
+            .await;
+        match deleted {
+            Ok(_) => slot.spent(),
+            Err(e) => tracing::warn!(error = %e, "QR reservation not given back at once"),
+        }
+    }
+
     async fn insert(&self, scene: &Scene, slot: QrSlot) -> StoreResult<()> {
         // One statement, so one transaction: the scene is counted from the moment its
         // reservation stops counting, never both or neither.
