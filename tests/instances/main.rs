@@ -206,6 +206,20 @@ fn browser() -> reqwest::Client {
         .unwrap()
 }
 
+/// `n` first visits to `/login` at once, each from a new browser, alternately on `a` and `b`:
+/// their statuses.
+async fn first_visits(a: &Instance, b: &Instance, n: usize) -> Vec<u16> {
+    join_all((0..n).map(|i| {
+        let url = if i % 2 == 0 {
+            a.url("/login")
+        } else {
+            b.url("/login")
+        };
+        async move { browser().get(url).send().await.unwrap().status().as_u16() }
+    }))
+    .await
+}
+
 fn between(haystack: &str, start: &str, end: &str) -> Option<String> {
     let from = haystack.find(start)? + start.len();
     let len = haystack[from..].find(end)?;
@@ -417,15 +431,7 @@ async fn sixty_first_visits_spread_over_two_instances_make_exactly_the_cap_of_co
     let a = Instance::start(&db, &settings).await;
     let b = Instance::start(&db, &settings).await;
 
-    let visits = (0..60).map(|i| {
-        let url = if i % 2 == 0 {
-            a.url("/login")
-        } else {
-            b.url("/login")
-        };
-        async move { browser().get(url).send().await.unwrap().status().as_u16() }
-    });
-    let statuses = join_all(visits).await;
+    let statuses = first_visits(&a, &b, 60).await;
 
     let made = statuses.iter().filter(|s| **s == 200).count();
     let capped = statuses.iter().filter(|s| **s == 429).count();
@@ -512,15 +518,7 @@ async fn instances_starting_together_migrate_once_and_fetch_one_access_token_in_
     };
     let (a, b) = tokio::join!(Instance::start(&db, &[]), Instance::start(&db, &[]));
 
-    let visits = (0..20).map(|i| {
-        let url = if i % 2 == 0 {
-            a.url("/login")
-        } else {
-            b.url("/login")
-        };
-        async move { browser().get(url).send().await.unwrap().status().as_u16() }
-    });
-    let statuses = join_all(visits).await;
+    let statuses = first_visits(&a, &b, 20).await;
 
     assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
     assert_eq!(
@@ -592,15 +590,7 @@ async fn a_browser_hears_of_a_scan_made_while_its_instance_was_not_listening() {
     let (_browser, ticket, mut events) = a.waiting_browser().await;
     // Pooled connections, opened now, for the requests made while no new one can be (the
     // listeners have connections of their own).
-    join_all((0..24).map(|i| {
-        let url = if i % 2 == 0 {
-            a.url("/login")
-        } else {
-            b.url("/login")
-        };
-        async move { reqwest::get(url).await.unwrap() }
-    }))
-    .await;
+    first_visits(&a, &b, 24).await;
 
     // The listeners lose their connections and cannot get new ones (pooled connections go on
     // working), so the notice of the scan below reaches no one.
